@@ -1,0 +1,82 @@
+"""The catalogue of database objects the generated SQL creates.
+
+Render, rollback and ``diff`` all read object names from here, so a name is
+spelled in one place. Names carry a ``_v1`` suffix so that a later, different
+version can be installed beside this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgmq_runtime.config import PgmqNotifyConfig
+
+VERSION_SUFFIX = "_v1"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One generated function: its name, argument types and when it exists."""
+
+    name: str
+    args: str
+    modes: frozenset[str]
+
+    def signature(self, schema: str) -> str:
+        return f"{quote_ident(schema)}.{self.name}({self.args})"
+
+
+_ALL = frozenset({"trigger", "wrapper", "both"})
+_TRIGGER = frozenset({"trigger", "both"})
+_WRAPPER = frozenset({"wrapper", "both"})
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("extract_namespace_v1", "text", _ALL),
+    FunctionSpec("namespace_channel_v1", "text", _ALL),
+    FunctionSpec("announce_message_v1", "text, text, text, bigint, timestamptz, jsonb, jsonb, text", _ALL),
+    FunctionSpec("announce_batch_v1", "text, text, text, bigint[], timestamptz, text", _ALL),
+    FunctionSpec("on_message_insert_v1", "", _TRIGGER),
+    FunctionSpec("attach_v1", "text", _TRIGGER),
+    FunctionSpec("on_queue_created_v1", "", _ALL),
+    FunctionSpec("read_specific_batch_v1", "text, bigint[], integer", _ALL),
+    FunctionSpec("read_specific_v1", "text, bigint, integer", _ALL),
+    FunctionSpec("delete_specific_v1", "text, bigint", _ALL),
+    FunctionSpec("extend_vt_v1", "text, bigint, integer", _ALL),
+    FunctionSpec("send_with_notify", "text, jsonb, jsonb, timestamptz", _WRAPPER),
+    FunctionSpec("send_with_notify", "text, jsonb", _WRAPPER),
+    FunctionSpec("send_with_notify", "text, jsonb, jsonb", _WRAPPER),
+    FunctionSpec("send_with_notify", "text, jsonb, integer", _WRAPPER),
+    FunctionSpec("send_with_notify", "text, jsonb, timestamptz", _WRAPPER),
+    FunctionSpec("send_with_notify", "text, jsonb, jsonb, integer", _WRAPPER),
+    FunctionSpec("send_batch_with_notify", "text, jsonb[], jsonb[], timestamptz", _WRAPPER),
+    FunctionSpec("send_batch_with_notify", "text, jsonb[]", _WRAPPER),
+    FunctionSpec("send_batch_with_notify", "text, jsonb[], jsonb[]", _WRAPPER),
+    FunctionSpec("send_batch_with_notify", "text, jsonb[], integer", _WRAPPER),
+    FunctionSpec("send_batch_with_notify", "text, jsonb[], timestamptz", _WRAPPER),
+    FunctionSpec("send_batch_with_notify", "text, jsonb[], jsonb[], integer", _WRAPPER),
+)
+
+
+def quote_ident(name: str) -> str:
+    """Double-quote an identifier the way PostgreSQL's quote_ident always may."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def functions_for(config: PgmqNotifyConfig) -> list[FunctionSpec]:
+    """The functions that ``config`` installs."""
+    return [f for f in FUNCTIONS if config.mode in f.modes]
+
+
+def message_trigger_name(config: PgmqNotifyConfig) -> str:
+    """Name of the trigger on each queue table (one per schema, so installs can coexist)."""
+    return f"{config.schema}_on_insert{VERSION_SUFFIX}"
+
+
+def meta_trigger_name(config: PgmqNotifyConfig) -> str:
+    """Name of the trigger on ``pgmq.meta`` that announces new queues."""
+    return f"{config.schema}_on_queue_created{VERSION_SUFFIX}"
+
+
+def qualified(config: PgmqNotifyConfig, name: str) -> str:
+    """``"schema".name``, ready to paste into SQL."""
+    return f"{quote_ident(config.schema)}.{name}"

@@ -1,0 +1,39 @@
+"""The exception hierarchy shared by the runtime and the code generator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PgmqNotifyError(Exception):
+    """Base class of every error raised by pgmq_runtime and pgmq_codegen."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem found in a config: the key it concerns and why it is wrong."""
+
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.reason}"
+
+
+class ConfigError(PgmqNotifyError):
+    """A config file or mapping is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[ConfigProblem], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid config{where}:\n{lines}")
+
+
+class PatternError(PgmqNotifyError):
+    """A queue naming pattern that cannot be used in both Python and PostgreSQL."""
+
+
+class DatabaseError(PgmqNotifyError):
+    """A database operation failed; the message names the operation and the cause."""
