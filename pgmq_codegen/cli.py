@@ -1,0 +1,198 @@
+"""The ``pgmq-codegen`` command line: a thin shell over commands.py and friends.
+
+Exit codes: 0 success; 1 drift (``diff`` only); 2 error (invalid config or
+arguments, lint failure, a file that would be overwritten, database trouble).
+Errors print one line per problem on stderr; ``--verbose`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from pgmq_codegen import __version__, commands, formats
+from pgmq_codegen.errors import ConfigError, PgmqNotifyError
+from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_ERROR = 2
+
+app = typer.Typer(
+    name="pgmq-codegen",
+    help=(
+        "Make PGMQ event-driven: generate the SQL that makes every send emit a NOTIFY, "
+        "lay it out as a migration for your tool, check a live database against it, "
+        "and tail the events.\n\n"
+        "Start with: pgmq-codegen init, then pgmq-codegen generate-migration --format flyway."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_state = {"verbose": False}
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c",
+        help=f"Config file (TOML). Default: ./{DEFAULT_CONFIG_FILE} if present, else built-in defaults.",
+        dir_okay=False,
+    ),
+]
+
+
+def _fail(exc: BaseException, code: int = EXIT_ERROR) -> NoReturn:
+    if _state["verbose"]:
+        err.print_exception()
+    if isinstance(exc, ConfigError):
+        where = f" ({exc.source})" if exc.source else ""
+        err.print(f"[bold red]invalid config{where}:[/]")
+        for problem in exc.problems:
+            err.print(f"  [red]✗[/] [bold]{problem.key}[/]: {problem.reason}")
+    else:
+        err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code)
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run ``action``; turn our errors (and Ctrl-C) into a message and exit code."""
+    try:
+        return action()
+    except PgmqNotifyError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _config(path: Path | None) -> PgmqNotifyConfig:
+    return guarded(lambda: load_config(path))
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"pgmq-codegen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Global options."""
+    _state["verbose"] = verbose
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.", dir_okay=False)] = Path(
+        DEFAULT_CONFIG_FILE
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented default config file (every key, with its default and meaning)."""
+    written = guarded(lambda: commands.init_config(path, force))
+    out.print(f"[green]wrote[/] {written}")
+    out.print("next: edit it, then [bold]pgmq-codegen validate-config " + str(written) + "[/]")
+
+
+@app.command("validate-config")
+def validate_config(
+    path: Annotated[Path, typer.Argument(help="The config file to check.", dir_okay=False)],
+) -> None:
+    """Check a config file: exit 0 if valid, 2 listing every problem if not.
+
+    A tasker-pgmq CLI config file is valid unchanged.
+    """
+    config = guarded(lambda: PgmqNotifyConfig.from_file(path))
+    out.print(f"[green]✓[/] {path} is valid (fingerprint {config.fingerprint()})")
+    out.print(f"  pattern {config.queue_naming_pattern!r}, mode {config.mode}, schema {config.schema}")
+    out.print(f"  channels: {config.queue_created_channel()}, {config.global_message_ready_channel()}, "
+              f"{config.message_ready_channel('<namespace>')}")
+
+
+def _format_help() -> str:
+    return "Migration tool: " + ", ".join(formats.writers())
+
+
+@app.command("generate-migration")
+def generate_migration(
+    format_name: Annotated[str, typer.Option("--format", "-f", help=_format_help())],
+    config: ConfigOption = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", "-o", help="Folder to write into. Default: where the tool looks (per format).",
+                     file_okay=False),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Migration name. Default: [migration] name_prefix.")
+    ] = None,
+) -> None:
+    """Render the notification SQL, lint it, and write it as a migration for your tool.
+
+    Files are ordered after the ones already in the folder and never overwrite
+    one; with an invalid config or a failed lint nothing is written.
+
+    Example: pgmq-codegen generate-migration --format flyway --output-dir db/migration
+    """
+    cfg = _config(config)
+    result = guarded(lambda: commands.generate_migration(cfg, format_name, output_dir, name))
+    for path in result.files:
+        out.print(f"[green]wrote[/] {path}")
+    checks = f"{result.lint.statements} statements linted"
+    if result.lint.pglast_available:
+        checks += f", {result.lint.plpgsql_bodies} PL/pgSQL bodies parsed"
+    else:
+        checks += " (install pgmq-codegen[plpgsql-lint] to also parse PL/pgSQL bodies)"
+    out.print(f"[dim]{checks}[/]")
+
+
+@app.command()
+def sql(
+    config: ConfigOption = None,
+    rollback: Annotated[bool, typer.Option("--rollback", help="Print the rollback script instead.")] = False,
+) -> None:
+    """Print the install (or --rollback) SQL to stdout, e.g. to pipe into psql."""
+    cfg = _config(config)
+    text = guarded(lambda: commands.sql_script(cfg, rollback))
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the generated files (their folder is printed).")] = False,
+) -> None:
+    """Show the whole job on a throwaway PostgreSQL: config, Flyway migration, events.
+
+    Writes a default config, generates a Flyway migration, starts a local
+    PostgreSQL (as an unprivileged user), installs PGMQ from the pgmq package,
+    applies the migration, sends a few messages with plain pgmq.send, prints
+    the events that arrive, then cleans everything up.
+    """
+    from pgmq_codegen import demo as demo_mod
+
+    guarded(lambda: demo_mod.run(out, keep=keep))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

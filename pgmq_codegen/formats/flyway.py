@@ -1,0 +1,53 @@
+"""Flyway: ``V<version>__<name>.sql`` plus the undo script ``U<version>__<name>.sql``.
+
+Flyway compares versions as dot- or underscore-separated integers (``1``,
+``1.0`` and ``001`` are one version), so the next version is one more than the
+highest existing major version. It replaces ``${...}`` placeholders by default,
+so SQL holding ``${`` is refused. Undo scripts need Flyway Teams; with the
+community edition apply the U file's SQL yourself to roll back.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pgmq_codegen.errors import MigrationLayoutError
+from pgmq_codegen.formats.base import MigrationFile, MigrationRequest, existing_names, plain_script
+
+_VERSIONED = re.compile(r"^[VU](\d+(?:[._]\d+)*)__.*\.sql$")
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    parts = [int(p) for p in re.split(r"[._]", text)]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+class FlywayWriter:
+    name = "flyway"
+    default_dir = "db/migration"
+    description = "Flyway versioned migration (V…__name.sql) with its undo script (U…__name.sql)"
+
+    def plan(self, request: MigrationRequest) -> list[MigrationFile]:
+        versions = [
+            _version_key(m.group(1))
+            for m in (_VERSIONED.match(n) for n in existing_names(request.directory))
+            if m
+        ]
+        version = str(max((v[0] for v in versions), default=0) + 1)
+        up = plain_script(request.header("install"), request.install_statements)
+        files = [MigrationFile(request.directory / f"V{version}__{request.name}.sql", up)]
+        if request.include_rollback:
+            down = plain_script(request.header("rollback"), request.rollback_statements)
+            files.append(MigrationFile(request.directory / f"U{version}__{request.name}.sql", down))
+        for f in files:
+            if "${" in f.content:
+                raise MigrationLayoutError(
+                    f"{f.path.name} would contain '${{', which Flyway replaces as a placeholder; "
+                    "remove '${' from the config values"
+                )
+        return files
+
+
+WRITER = FlywayWriter()
