@@ -37,3 +37,15 @@ class PatternError(PgmqNotifyError):
 
 class DatabaseError(PgmqNotifyError):
     """A database operation failed; the message names the operation and the cause."""
+
+
+class ChannelNameError(PgmqNotifyError):
+    """A channel name PostgreSQL cannot LISTEN on as given (empty, or over 63 bytes)."""
+
+
+class ListenerError(PgmqNotifyError):
+    """The listener could not connect, or stopped on an unexpected failure."""
+
+
+class ConsumerError(PgmqNotifyError):
+    """A consumer could not act on a message (claim, delete, archive, extend)."""

@@ -43,7 +43,7 @@ class QueueCreatedEvent:
     queue_name: str
     namespace: str
     created_at: datetime
-    metadata: Mapping[str, str] = _EMPTY
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     channel: str = ""
     raw: str = field(default="", repr=False, compare=False)
 
@@ -68,7 +68,7 @@ class MessageWithPayloadEvent:
     ready_at: datetime
     headers: JsonValue = None
     delay_seconds: int = 0
-    metadata: Mapping[str, str] = _EMPTY
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     channel: str = ""
     raw: str = field(default="", repr=False, compare=False)
 
@@ -93,7 +93,7 @@ class MessageReadyEvent:
     ready_at: datetime
     delay_seconds: int = 0
     visibility_timeout_seconds: int | None = None
-    metadata: Mapping[str, str] = _EMPTY
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     channel: str = ""
     raw: str = field(default="", repr=False, compare=False)
 
@@ -118,7 +118,7 @@ class BatchReadyEvent:
     message_count: int
     ready_at: datetime
     delay_seconds: int = 0
-    metadata: Mapping[str, str] = _EMPTY
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     channel: str = ""
     raw: str = field(default="", repr=False, compare=False)
 

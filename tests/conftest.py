@@ -111,7 +111,7 @@ class Subscriber:
         for channel in self.channels:
             self.conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
 
-    def drain(self, timeout: float = 0.5) -> list[Received]:
+    def drain(self, timeout: float = 0.3) -> list[Received]:
         """Everything that arrives until ``timeout`` seconds pass without a notification."""
         got: list[Received] = []
         while True:

@@ -105,9 +105,9 @@ fn event_json(event: &PgmqNotifyEvent) -> Value {
     json!({ "variant": variant_name(event), "event": serialized })
 }
 
-fn result_json<T: serde::Serialize>(result: tasker_pgmq::Result<T>) -> Value {
+fn result_json<T: Into<Value>>(result: tasker_pgmq::Result<T>) -> Value {
     match result {
-        Ok(value) => json!({ "ok": value }),
+        Ok(value) => json!({ "ok": value.into() }),
         Err(error) => json!({ "error": error.to_string() }),
     }
 }
@@ -203,7 +203,7 @@ async fn print_channels(args: &Args) -> ExitCode {
 
     emit(&json!({
         "config": serde_json::to_value(&config).unwrap_or(Value::Null),
-        "validate": result_json(config.validate()),
+        "validate": result_json(config.validate().map(|()| Value::Null)),
         "queue_created": result_json(config.queue_created_channel()),
         "global": result_json(config.global_message_ready_channel()),
         "queues": queues,

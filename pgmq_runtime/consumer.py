@@ -1,0 +1,445 @@
+"""A consumer that turns notifications into claimed messages without ever leaving one behind.
+
+Events only say *which* messages to claim; the claim itself always goes
+through the database (``<schema>.read_specific_batch_v1``, which sets the
+visibility timeout of visible, unlocked messages), so two consumers never both
+receive a message. Notifications can be lost (a dropped connection, a full
+buffer, a pooler that does not carry them), so the consumer also catches up
+with a batched ``pgmq.read`` at start-up, after every gap marker and on a slow
+timer. Delivery is at least once: a message whose visibility timeout runs out
+before it is deleted or archived is delivered again.
+
+Claims are made on demand, one batch at a time, when the caller asks for the
+next message: a burst never claims more than ``batch_size`` messages ahead of
+the caller, and ids announced faster than they are consumed are forgotten in
+favour of a catch-up read once ``max_pending`` is reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+
+from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.errors import ConsumerError
+from pgmq_runtime.events import (
+    InvalidEvent,
+    JsonValue,
+    ListenerGap,
+    ListenerItem,
+    MessageEvent,
+    MessageWithPayloadEvent,
+    QueueCreatedEvent,
+)
+from pgmq_runtime.listener import PgmqNotifyListener, backoff_delay, connect_kwargs
+
+APPLICATION_NAME = "pgmq-runtime-consumer"
+_Query = str | sql.SQL | sql.Composed
+_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
+# Claim a delayed message this long after its visibility time, against clock jitter.
+_DELAY_MARGIN = 0.05
+
+
+class MessageActions(Protocol):
+    """What a claimed message can do; the consumer (or a test fake) implements it."""
+
+    async def delete(self, queue_name: str, msg_id: int) -> bool: ...
+
+    async def archive(self, queue_name: str, msg_id: int) -> bool: ...
+
+    async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """A message this consumer holds until ``vt``; delete or archive it when done."""
+
+    queue_name: str
+    msg_id: int
+    read_ct: int
+    enqueued_at: datetime
+    vt: datetime
+    message: JsonValue
+    headers: JsonValue
+    actions: MessageActions = field(repr=False, compare=False)
+
+    async def delete(self) -> bool:
+        """Delete the message (``pgmq.delete``); False if it was already gone."""
+        return await self.actions.delete(self.queue_name, self.msg_id)
+
+    async def archive(self) -> bool:
+        """Move the message to the queue's archive (``pgmq.archive``); False if gone."""
+        return await self.actions.archive(self.queue_name, self.msg_id)
+
+    async def extend(self, seconds: int) -> datetime | None:
+        """Keep the message ``seconds`` longer; returns the new ``vt``, None if gone."""
+        return await self.actions.extend(self.queue_name, self.msg_id, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerStats:
+    """A snapshot of a consumer's counters."""
+
+    claimed_from_events: int
+    claimed_by_catch_up: int
+    catch_up_reads: int
+    gaps: int
+    reconnects: int
+
+
+class PgmqConsumer:
+    """Claim and yield the messages of one or more queues: ``async for message in consumer``.
+
+    ``source`` is a DSN (the consumer then runs its own listener) or a
+    :class:`PgmqNotifyListener` (which the consumer then reads: do not iterate
+    it elsewhere). With ``poll_only=True`` no LISTEN is used at all, for
+    PgBouncer in transaction mode or read replicas: the same messages come
+    with polling latency (``poll_interval``).
+    """
+
+    def __init__(
+        self,
+        source: str | PgmqNotifyListener,
+        queues: str | Sequence[str],
+        config: PgmqNotifyConfig | None = None,
+        *,
+        visibility_timeout: int = 30,
+        batch_size: int = 100,
+        poll_interval: float | None = None,
+        poll_only: bool = False,
+        max_pending: int = 10_000,
+        reconnect_timeout: float = 60.0,
+    ) -> None:
+        names = [queues] if isinstance(queues, str) else list(queues)
+        if not names:
+            raise ValueError("give at least one queue")
+        if batch_size < 1 or visibility_timeout < 1:
+            raise ValueError("batch_size and visibility_timeout must be at least 1")
+        if isinstance(source, PgmqNotifyListener):
+            self.dsn = source.dsn
+            self.config = config or source.config
+            self._listener: PgmqNotifyListener | None = None if poll_only else source
+            self._owns_listener = False
+        else:
+            self.dsn = source
+            self.config = config or PgmqNotifyConfig()
+            self._listener = None if poll_only else PgmqNotifyListener(source, self.config)
+            self._owns_listener = True
+        # PGMQ lowercases table names, so queue names that differ in case are one queue.
+        self.queues = {name.lower(): name for name in names}
+        self.visibility_timeout = visibility_timeout
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval or (1.0 if poll_only else 10.0)
+        self.max_pending = max_pending
+        self.reconnect_timeout = reconnect_timeout
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._reconnecting = asyncio.Lock()
+        self._clock_offset = 0.0
+        self._ready: deque[ClaimedMessage] = deque()
+        self._pending: dict[str, dict[int, None]] = {}
+        self._payloads: dict[tuple[str, int], tuple[JsonValue, JsonValue]] = {}
+        self._delayed: list[tuple[float, int, str]] = []
+        self._catch_up: set[str] = set(self.queues)
+        self._next_poll = 0.0
+        self._closed = False
+        self._started = False
+        self._from_events = self._from_catch_up = self._catch_up_reads = 0
+        self._gaps = self._reconnects = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> PgmqConsumer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect, LISTEN on the queues' namespace channels and schedule a catch-up."""
+        if self._started:
+            return
+        try:
+            self._conn = await self._open()
+        except _CONNECTION_ERRORS as exc:
+            raise ConsumerError(f"cannot connect the consumer: {exc}") from exc
+        if self._listener is not None:
+            await self._listener.connect()
+            for name in self.queues.values():
+                namespace = self.config.extract_namespace(name)
+                await self._listener.listen_message_ready_for_namespace(namespace)
+        # LISTEN first, read second: a message sent in between is seen by both.
+        self._catch_up = set(self.queues)
+        self._next_poll = time.monotonic() + self.poll_interval
+        self._started = True
+
+    async def close(self) -> None:
+        """Close the connection (and the listener, if the consumer made it)."""
+        self._closed = True
+        if self._listener is not None and self._owns_listener:
+            await self._listener.close()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    @property
+    def stats(self) -> ConsumerStats:
+        """Counters: messages claimed from events and by catch-up, catch-up reads, gaps."""
+        return ConsumerStats(
+            self._from_events,
+            self._from_catch_up,
+            self._catch_up_reads,
+            self._gaps,
+            self._reconnects,
+        )
+
+    @property
+    def listener(self) -> PgmqNotifyListener | None:
+        """The listener this consumer reads (None in poll-only mode)."""
+        return self._listener
+
+    # -- iteration ---------------------------------------------------------
+
+    def __aiter__(self) -> PgmqConsumer:
+        return self
+
+    async def __anext__(self) -> ClaimedMessage:
+        if self._closed:
+            raise StopAsyncIteration
+        await self.start()
+        while True:
+            if self._ready:
+                return self._ready.popleft()
+            if self._closed:
+                raise StopAsyncIteration
+            await self._absorb_buffered()
+            self._promote_due()
+            try:
+                if await self._fill():
+                    continue
+            except _CONNECTION_ERRORS:
+                await self._reconnect()
+                self._catch_up = set(self.queues)
+                continue
+            await self._wait()
+
+    async def _absorb_buffered(self) -> None:
+        if self._listener is None:
+            return
+        while (item := await self._listener.next_event(timeout=0)) is not None:
+            self._handle(item)
+
+    async def _wait(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._catch_up = set(self.queues)
+            self._next_poll = now + self.poll_interval
+            return
+        timeout = self._next_poll - now
+        if self._delayed:
+            timeout = min(timeout, max(self._delayed[0][0] - now, 0.0))
+        if self._listener is None:
+            await asyncio.sleep(timeout)
+            return
+        item = await self._listener.next_event(timeout=timeout)
+        if item is not None:
+            self._handle(item)
+
+    def _handle(self, item: ListenerItem) -> None:
+        if isinstance(item, (ListenerGap, InvalidEvent)):
+            # A gap, or a notification we cannot read, may hide messages.
+            self._gaps += 1
+            self._catch_up = set(self.queues)
+            return
+        if isinstance(item, QueueCreatedEvent):
+            return
+        self._note_event(item)
+
+    def _note_event(self, event: MessageEvent) -> None:
+        key = event.queue_name.lower()
+        if key not in self.queues:
+            return
+        delay = (event.ready_at - self._server_now()).total_seconds()
+        if delay > 0:
+            if len(self._delayed) >= self.max_pending:
+                return  # the slow timer's catch-up finds it once it is visible
+            due = time.monotonic() + delay + _DELAY_MARGIN
+            for msg_id in event.msg_ids:
+                heapq.heappush(self._delayed, (due, msg_id, key))
+            return
+        pending = self._pending.setdefault(key, {})
+        if len(pending) + len(event.msg_ids) > self.max_pending:
+            # Announced faster than consumed: forget the ids and read the queue instead.
+            pending.clear()
+            self._payloads = {k: v for k, v in self._payloads.items() if k[0] != key}
+            self._catch_up.add(key)
+            return
+        for msg_id in event.msg_ids:
+            pending[msg_id] = None
+        if isinstance(event, MessageWithPayloadEvent):
+            self._payloads[(key, event.msg_id)] = (event.message, event.headers)
+
+    def _promote_due(self) -> None:
+        now = time.monotonic()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, msg_id, key = heapq.heappop(self._delayed)
+            self._pending.setdefault(key, {})[msg_id] = None
+
+    def _server_now(self) -> datetime:
+        return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)
+
+    # -- claiming ----------------------------------------------------------
+
+    async def _fill(self) -> bool:
+        """Claim one batch: announced ids first, else a catch-up read. False if idle."""
+        for key, pending in self._pending.items():
+            if pending:
+                ids = list(itertools.islice(pending, self.batch_size))
+                for msg_id in ids:
+                    del pending[msg_id]
+                got = await self._claim_ids(key, ids)
+                self._from_events += len(got)
+                self._ready.extend(got)
+                return True
+        if self._catch_up:
+            key = min(self._catch_up)
+            rows = await self._rows(
+                "SELECT msg_id, read_ct, enqueued_at, vt, message, headers "
+                "FROM pgmq.read(%s::text, %s::integer, %s::integer)",
+                (self.queues[key], self.visibility_timeout, self.batch_size),
+            )
+            if len(rows) < self.batch_size:
+                self._catch_up.discard(key)
+            self._catch_up_reads += 1
+            self._from_catch_up += len(rows)
+            self._ready.extend(self._message(key, *row) for row in rows)
+            return True
+        return False
+
+    async def _claim_ids(self, key: str, ids: list[int]) -> list[ClaimedMessage]:
+        cached = [self._payloads.pop((key, i), None) for i in ids]
+        function = sql.Identifier(self.config.schema, "read_specific_batch_v1")
+        args = (self.queues[key], ids, self.visibility_timeout)
+        if all(c is not None for c in cached):
+            # Every message came in its event: claim without fetching the bodies again.
+            query = sql.SQL(
+                "SELECT msg_id, read_ct, enqueued_at, vt "
+                "FROM {}(%s::text, %s::bigint[], %s::integer)"
+            ).format(function)
+            bodies = dict(zip(ids, cached, strict=True))
+            rows = await self._rows(query, args)
+            return [self._message(key, *row, *(bodies[row[0]] or (None, None))) for row in rows]
+        query = sql.SQL(
+            "SELECT msg_id, read_ct, enqueued_at, vt, message, headers "
+            "FROM {}(%s::text, %s::bigint[], %s::integer)"
+        ).format(function)
+        return [self._message(key, *row) for row in await self._rows(query, args)]
+
+    def _message(
+        self,
+        key: str,
+        msg_id: int,
+        read_ct: int,
+        enqueued_at: datetime,
+        vt: datetime,
+        message: JsonValue,
+        headers: JsonValue,
+    ) -> ClaimedMessage:
+        return ClaimedMessage(
+            self.queues[key], msg_id, read_ct, enqueued_at, vt, message, headers, self
+        )
+
+    # -- message actions (MessageActions) ---------------------------------
+
+    async def delete(self, queue_name: str, msg_id: int) -> bool:
+        """Delete a message by id with ``pgmq.delete``."""
+        return bool(
+            await self._scalar("SELECT pgmq.delete(%s::text, %s::bigint)", (queue_name, msg_id))
+        )
+
+    async def archive(self, queue_name: str, msg_id: int) -> bool:
+        """Archive a message by id with ``pgmq.archive``."""
+        return bool(
+            await self._scalar("SELECT pgmq.archive(%s::text, %s::bigint)", (queue_name, msg_id))
+        )
+
+    async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None:
+        """Push a message's visibility timeout ``seconds`` further out."""
+        query = sql.SQL("SELECT vt FROM {}(%s::text, %s::bigint, %s::integer)").format(
+            sql.Identifier(self.config.schema, "extend_vt_v1")
+        )
+        value = await self._scalar(query, (queue_name, msg_id, seconds))
+        return value if isinstance(value, datetime) else None
+
+    async def _scalar(self, query: _Query, params: tuple[Any, ...]) -> Any:
+        # Delete, archive and extend are safe to repeat: retry once after a reconnect.
+        for attempt in (1, 2):
+            try:
+                rows = await self._rows(query, params)
+                return rows[0][0] if rows else None
+            except _CONNECTION_ERRORS as exc:
+                if attempt == 2:
+                    raise ConsumerError(f"message {params[1]} of {params[0]}: {exc}") from exc
+                await self._reconnect()
+        return None
+
+    # -- connection --------------------------------------------------------
+
+    async def _rows(self, query: _Query, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise psycopg.OperationalError("the consumer's connection is closed")
+        cursor = await conn.execute(query, params)
+        return await cursor.fetchall()
+
+    async def _open(self) -> psycopg.AsyncConnection[Any]:
+        kwargs = connect_kwargs(self.dsn, APPLICATION_NAME, 10.0)
+        conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(self.dsn, **kwargs), 11.0)
+        before = time.time()
+        cursor = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+        row = await cursor.fetchone()
+        after = time.time()
+        if row is not None:
+            self._clock_offset = float(row[0]) - (before + after) / 2
+        return conn
+
+    async def _reconnect(self) -> None:
+        broken = self._conn
+        async with self._reconnecting:
+            if self._conn is not broken and self._conn is not None and not self._conn.closed:
+                return  # another task reconnected while we waited
+            if broken is not None:
+                with contextlib.suppress(Exception):
+                    await broken.close()
+            self._conn = None
+            deadline = time.monotonic() + self.reconnect_timeout
+            attempt = 0
+            while not self._closed:
+                attempt += 1
+                try:
+                    self._conn = await self._open()
+                    self._reconnects += 1
+                    return
+                except _CONNECTION_ERRORS as exc:
+                    if time.monotonic() > deadline:
+                        raise ConsumerError(f"cannot reconnect the consumer: {exc}") from exc
+                await asyncio.sleep(backoff_delay(attempt, 0.1, 5.0))
+            raise ConsumerError("the consumer is closed")

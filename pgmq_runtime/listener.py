@@ -1,0 +1,527 @@
+"""An async LISTEN connection that survives drops and says when it may have missed events.
+
+One dedicated autocommit psycopg connection carries every channel. A
+background task reads ``(channel, payload)`` notifications, hands them to
+:func:`~pgmq_runtime.events.parse_event` and puts the result in a bounded
+buffer. When the connection is lost (or a liveness query finds it half-open),
+the task reconnects with capped, jittered exponential backoff, LISTENs on every
+channel again and queues a :class:`~pgmq_runtime.events.ListenerReconnected`
+marker. When the buffer is full, new notifications are dropped and a
+:class:`~pgmq_runtime.events.ListenerOverflow` marker takes their place, so the
+socket is always drained and PostgreSQL's notification queue never backs up
+behind a slow reader. Either marker means: read the queues to catch up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from pgmq_runtime.config import CHANNEL_MAX_BYTES, PgmqNotifyConfig
+from pgmq_runtime.errors import ChannelNameError, ListenerError
+from pgmq_runtime.events import (
+    InvalidEvent,
+    ListenerItem,
+    ListenerOverflow,
+    ListenerReconnected,
+    parse_event,
+)
+
+APPLICATION_NAME = "pgmq-runtime-listener"
+_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
+
+
+def validate_channel(channel: str) -> str:
+    """Return ``channel`` if PostgreSQL can LISTEN on it unchanged, else raise.
+
+    LISTEN truncates a name over 63 bytes with only a NOTICE and then listens
+    on a different channel, so the length is checked here, in bytes.
+    """
+    if not channel:
+        raise ChannelNameError("a channel name must not be empty")
+    if "\x00" in channel:
+        raise ChannelNameError(f"channel name {channel!r} holds a NUL character")
+    size = len(channel.encode())
+    if size > CHANNEL_MAX_BYTES:
+        raise ChannelNameError(
+            f"channel name {channel!r} is {size} bytes; "
+            f"PostgreSQL takes at most {CHANNEL_MAX_BYTES}"
+        )
+    return channel
+
+
+def backoff_delay(
+    attempt: int, initial: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Seconds to wait before reconnect ``attempt`` (1-based): capped exponential, jittered.
+
+    Half of the capped delay is fixed and half is random ("equal jitter"), so
+    many listeners dropped at once do not reconnect in lockstep.
+    """
+    ceiling = min(cap, initial * 2.0 ** max(attempt - 1, 0))
+    return ceiling / 2 + ceiling / 2 * rand()
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerStats:
+    """A snapshot of a listener's counters."""
+
+    events: int
+    invalid_events: int
+    reconnects: int
+    dropped: int
+    last_event_at: datetime | None
+    connected: bool
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SelfCheckResult:
+    """Outcome of :meth:`PgmqNotifyListener.self_check`."""
+
+    ok: bool
+    channel: str
+    waited_seconds: float
+    detail: str
+
+
+class _Dropped:
+    """Buffer placeholder counting dropped notifications; becomes a ListenerOverflow."""
+
+    def __init__(self) -> None:
+        self.count = 1
+        self.since = datetime.now(UTC)
+
+
+class _Dead(Exception):
+    """Internal: the connection failed its liveness check."""
+
+
+class PgmqNotifyListener:
+    """LISTEN on pgmq-codegen channels and iterate over typed events and gap markers.
+
+    Use as ``async with PgmqNotifyListener(dsn, config) as listener:``, call the
+    ``listen_*`` methods, then ``async for item in listener``. Items are
+    events, :class:`~pgmq_runtime.events.InvalidEvent` values and
+    :class:`~pgmq_runtime.events.ListenerGap` markers.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        config: PgmqNotifyConfig | None = None,
+        *,
+        buffer_size: int = 1000,
+        liveness_interval: float = 5.0,
+        liveness_timeout: float = 5.0,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 10.0,
+        connect_timeout: float = 10.0,
+        read_window: float = 1.0,
+    ) -> None:
+        if buffer_size < 1:
+            raise ValueError("buffer_size must be at least 1")
+        self.dsn = dsn
+        self.config = config or PgmqNotifyConfig()
+        self.buffer_size = buffer_size
+        self.liveness_interval = liveness_interval
+        self.liveness_timeout = liveness_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.connect_timeout = connect_timeout
+        self._window = min(read_window, liveness_interval)
+        self._channels: set[str] = set()
+        self._probes: dict[str, asyncio.Future[None]] = {}
+        self._buffer: deque[ListenerItem | _Dropped] = deque()
+        self._ready = asyncio.Event()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._closed = False
+        self._started = False
+        self._last_alive = time.monotonic()
+        self._background: set[asyncio.Task[None]] = set()
+        self._events = self._invalid = self._reconnects = self._dropped = 0
+        self._last_event_at: datetime | None = None
+        self._down_reason = ""
+        self._down_since = 0.0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> PgmqNotifyListener:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the connection and LISTEN on the channels added so far.
+
+        Raises :class:`~pgmq_runtime.errors.ListenerError` if the server cannot
+        be reached; later drops are handled by reconnecting.
+        """
+        if self._conn is not None or self._started:
+            return
+        try:
+            conn = await self._open()
+            await self._listen_all(conn)
+        except _CONNECTION_ERRORS as exc:
+            raise ListenerError(f"cannot connect the listener: {_describe(exc)}") from exc
+        self._conn = conn
+        self._last_alive = time.monotonic()
+
+    async def close(self) -> None:
+        """Stop reading and close the connection; iteration then ends."""
+        self._closed = True
+        self._ready.set()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await _close_quietly(conn)
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    # -- channels ----------------------------------------------------------
+
+    @property
+    def channels(self) -> frozenset[str]:
+        """The channels listened to (and listened to again after each reconnect)."""
+        return frozenset(self._channels)
+
+    async def listen(self, channel: str) -> None:
+        """LISTEN on ``channel`` (quoted, case kept) now and after every reconnect."""
+        validate_channel(channel)
+        if channel in self._channels:
+            return
+        self._channels.add(channel)
+        conn = self._conn
+        if conn is not None:
+            # A failure here is a dropped connection: the reader reconnects and
+            # LISTENs on every channel in the set, this one included.
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                await conn.execute(_listen_sql(channel))
+
+    async def unlisten(self, channel: str) -> None:
+        """Stop listening on ``channel``."""
+        self._channels.discard(channel)
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                await conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(channel)))
+
+    async def listen_queue_created(self) -> None:
+        """Listen for ``queue_created`` events."""
+        await self.listen(self.config.queue_created_channel())
+
+    async def listen_message_ready_for_namespace(self, namespace: str) -> None:
+        """Listen for the message events of the queues in ``namespace``."""
+        await self.listen(self.config.message_ready_channel(namespace))
+
+    async def listen_message_ready_global(self) -> None:
+        """Listen on the global channel, which carries every queue's message events.
+
+        It only carries events when the config's ``global_channel`` is true.
+        """
+        await self.listen(self.config.global_message_ready_channel())
+
+    async def listen_default_namespaces(self) -> None:
+        """Listen for the message events of the config's ``default_namespace``."""
+        await self.listen_message_ready_for_namespace(self.config.default_namespace)
+
+    # -- reading -----------------------------------------------------------
+
+    def __aiter__(self) -> PgmqNotifyListener:
+        return self
+
+    async def __anext__(self) -> ListenerItem:
+        while True:
+            item = await self.next_event()
+            if item is not None:
+                return item
+            if self._closed:
+                raise StopAsyncIteration
+
+    async def next_event(self, timeout: float | None = None) -> ListenerItem | None:
+        """The next event or gap marker; None if ``timeout`` seconds pass or the listener closes."""
+        self._start()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if self._buffer:
+                return _materialize(self._buffer.popleft())
+            if self._failure is not None:
+                raise ListenerError(
+                    f"the listener stopped: {_describe(self._failure)}"
+                ) from self._failure
+            if self._closed:
+                return None
+            self._ready.clear()
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._ready.wait(), remaining)
+            except TimeoutError:
+                return None
+
+    @property
+    def stats(self) -> ListenerStats:
+        """Counters: events, invalid events, reconnects, dropped notifications, last event time."""
+        return ListenerStats(
+            events=self._events,
+            invalid_events=self._invalid,
+            reconnects=self._reconnects,
+            dropped=self._dropped,
+            last_event_at=self._last_event_at,
+            connected=self._conn is not None,
+            channels=tuple(sorted(self._channels)),
+        )
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process id of the LISTEN connection, when connected."""
+        conn = self._conn
+        return None if conn is None or conn.closed else conn.info.backend_pid
+
+    async def self_check(self, timeout: float = 5.0) -> SelfCheckResult:
+        """Send a probe NOTIFY from a second connection and report whether it arrived.
+
+        A connection pooler in transaction mode (PgBouncer) or a read replica
+        accepts LISTEN but never delivers: call this at start-up to find out.
+        The probe is never yielded as an event.
+        """
+        self._start()
+        channel = f"pgmq_runtime_probe_{os.getpid()}_{secrets.token_hex(6)}"
+        arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._probes[channel] = arrived
+        started = time.monotonic()
+        try:
+            conn = self._conn
+            if conn is None:
+                return SelfCheckResult(False, channel, 0.0, "the listener is not connected")
+            await conn.execute(_listen_sql(channel))
+            async with await self._open() as sender:
+                await sender.execute("SELECT pg_notify(%s, 'probe')", (channel,))
+            await asyncio.wait_for(asyncio.shield(arrived), timeout)
+            waited = time.monotonic() - started
+            return SelfCheckResult(True, channel, waited, "the probe notification arrived")
+        except TimeoutError:
+            return SelfCheckResult(
+                False,
+                channel,
+                time.monotonic() - started,
+                f"no probe notification within {timeout:g} s: LISTEN/NOTIFY does not reach this "
+                "connection (a pooler in transaction mode, or a read replica?)",
+            )
+        except _CONNECTION_ERRORS as exc:
+            return SelfCheckResult(False, channel, time.monotonic() - started, _describe(exc))
+        finally:
+            self._probes.pop(channel, None)
+            conn = self._conn
+            if conn is not None:
+                with contextlib.suppress(*_CONNECTION_ERRORS):
+                    await conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(channel)))
+
+    # -- internals ---------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._started or self._closed:
+            return
+        if self._conn is None:
+            raise ListenerError(
+                "the listener is not connected: use 'async with' or call connect() first"
+            )
+        self._started = True
+        self._reader = asyncio.get_running_loop().create_task(self._run(), name="pgmq-listener")
+
+    async def _open(self) -> psycopg.AsyncConnection[Any]:
+        kwargs = connect_kwargs(self.dsn, APPLICATION_NAME, self.connect_timeout)
+        return await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(self.dsn, **kwargs), self.connect_timeout + 1
+        )
+
+    async def _listen_all(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        done: set[str] = set()
+        # Channels added while we await are picked up by the next round.
+        while todo := (self._channels | set(self._probes)) - done:
+            for channel in sorted(todo):
+                await conn.execute(_listen_sql(channel))
+                done.add(channel)
+
+    async def _run(self) -> None:
+        try:
+            conn = self._conn
+            while not self._closed:
+                if conn is None:
+                    conn = await self._reconnect()
+                    if conn is None:
+                        return
+                try:
+                    await self._pump(conn)
+                except (*_CONNECTION_ERRORS, _Dead) as exc:
+                    self._conn = None
+                    self._abandon(conn)
+                    conn = None
+                    self._down_reason = _describe(exc)
+                    self._down_since = time.monotonic()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+
+    async def _pump(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        while not self._closed:
+            received = False
+            async for notify in conn.notifies(timeout=self._window):
+                received = True
+                self._on_notify(notify.channel, notify.payload)
+            now = time.monotonic()
+            if received:
+                self._last_alive = now
+            elif now - self._last_alive >= self.liveness_interval:
+                await self._ping(conn)
+                self._last_alive = time.monotonic()
+
+    async def _ping(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        probe = asyncio.ensure_future(conn.execute("SELECT 1"))
+        done, _ = await asyncio.wait({probe}, timeout=self.liveness_timeout)
+        if not done:
+            # A half-open connection: don't wait for psycopg's cancel dance here.
+            probe.cancel()
+            self._background_task(_reap(probe))
+            raise _Dead(f"liveness query got no answer within {self.liveness_timeout:g} s")
+        probe.result()
+
+    async def _reconnect(self) -> psycopg.AsyncConnection[Any] | None:
+        attempt = 0
+        while not self._closed:
+            attempt += 1
+            conn: psycopg.AsyncConnection[Any] | None = None
+            try:
+                conn = await self._open()
+                await self._listen_all(conn)
+            except _CONNECTION_ERRORS as exc:
+                if conn is not None:
+                    self._abandon(conn)
+                self._down_reason = _describe(exc)
+                await asyncio.sleep(backoff_delay(attempt, self.backoff_initial, self.backoff_max))
+                continue
+            self._conn = conn
+            self._last_alive = time.monotonic()
+            self._reconnects += 1
+            self._buffer.append(
+                ListenerReconnected(
+                    at=datetime.now(UTC),
+                    reason=self._down_reason,
+                    down_seconds=time.monotonic() - self._down_since,
+                    attempts=attempt,
+                )
+            )
+            self._ready.set()
+            return conn
+        return None
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        probe = self._probes.get(channel)
+        if probe is not None:
+            if not probe.done():
+                probe.set_result(None)
+            return
+        event = parse_event(channel, payload)
+        if isinstance(event, InvalidEvent):
+            self._invalid += 1
+        else:
+            self._events += 1
+        self._last_event_at = datetime.now(UTC)
+        if len(self._buffer) < self.buffer_size:
+            self._buffer.append(event)
+        else:
+            self._dropped += 1
+            tail = self._buffer[-1] if self._buffer else None
+            if isinstance(tail, _Dropped):
+                tail.count += 1
+            else:
+                self._buffer.append(_Dropped())
+        self._ready.set()
+
+    def _abandon(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._background_task(_close_quietly(conn))
+
+    def _background_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def connect_kwargs(dsn: str, application_name: str, connect_timeout: float) -> dict[str, Any]:
+    """Connection settings for a long-lived runtime connection; the DSN's own values win."""
+    given = conninfo_to_dict(dsn)
+    defaults: dict[str, Any] = {
+        "application_name": application_name,
+        "connect_timeout": max(1, round(connect_timeout)),
+        # The OS notices a dead peer even while we only wait for notifications.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    return {"autocommit": True, **{k: v for k, v in defaults.items() if k not in given}}
+
+
+def _listen_sql(channel: str) -> sql.Composed:
+    return sql.SQL("LISTEN {}").format(sql.Identifier(channel))
+
+
+def _materialize(item: ListenerItem | _Dropped) -> ListenerItem:
+    if isinstance(item, _Dropped):
+        return ListenerOverflow(
+            at=item.since,
+            reason=f"buffer full: {item.count} notification(s) dropped",
+            dropped=item.count,
+        )
+    return item
+
+
+async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(conn.close(), 10)
+
+
+async def _reap(task: asyncio.Future[Any]) -> None:
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(task, 15)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,293 @@
+"""The generated SQL emits DESIGN.md's events, checked on a real server in every mode.
+
+One suite, parametrised over mode: in trigger mode messages are sent with
+PGMQ's own functions, in wrapper and both modes through send_with_notify.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from pgmq_runtime.config import PgmqNotifyConfig
+from tests.conftest import install
+from tests.integration.producers import plain_producer, producer_for
+
+MODES = ["trigger", "wrapper", "both"]
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _conn(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(dsn, autocommit=True)
+
+
+def _vt_text(conn: psycopg.Connection[tuple[object, ...]], queue: str, msg_id: int) -> str:
+    row = conn.execute(
+        psycopg.sql.SQL(
+            """SELECT to_char(vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM pgmq.{} WHERE msg_id = %s"""
+        ).format(psycopg.sql.Identifier("q_" + queue.lower())),
+        [msg_id],
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def setup(dsn: str, subscribe, config: PgmqNotifyConfig, queue: str = "orders_queue"):
+    install(dsn, config)
+    conn = _conn(dsn)
+    conn.execute("SELECT pgmq.create(%s)", [queue])
+    ns = config.extract_namespace(queue)
+    channels = [config.message_ready_channel(ns), config.global_message_ready_channel()]
+    sub = subscribe(dsn, channels)
+    return conn, sub, producer_for(conn, config)
+
+
+def test_single_send_carries_the_whole_event(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
+    conn, sub, producer = setup(dsn, subscribe, config)
+    msg_id = producer.send("orders_queue", {"order": 7, "name": "Zoë"}, headers={"trace": "abc"})
+    got = sub.drain()
+    assert sorted(r.channel for r in got) == ["pgmq_message_ready", "pgmq_message_ready.orders"]
+    assert got[0].payload == got[1].payload
+    assert got[0].event == {
+        "event_type": "message_with_payload",
+        "msg_id": msg_id,
+        "queue_name": "orders_queue",
+        "namespace": "orders",
+        "message": {"order": 7, "name": "Zoë"},
+        "headers": {"trace": "abc"},
+        "ready_at": _vt_text(conn, "orders_queue", msg_id),
+        "delay_seconds": 0,
+        "metadata": {"source": "wrapper" if mode == "wrapper" else "trigger"},
+    }
+
+
+def test_delayed_sends_carry_ready_at_and_delay(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
+    conn, sub, producer = setup(dsn, subscribe, config)
+    by_seconds = producer.send("orders_queue", {"n": 1}, delay=30)
+    at = datetime.now(UTC) + timedelta(seconds=90)
+    by_time = producer.send("orders_queue", {"n": 2}, delay=at)
+    events = {r.event["msg_id"]: r.event for r in sub.drain() if r.channel.endswith("orders")}
+    assert events[by_seconds]["delay_seconds"] == 30
+    assert events[by_seconds]["ready_at"] == _vt_text(conn, "orders_queue", by_seconds)
+    assert events[by_time]["ready_at"] == at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert events[by_time]["delay_seconds"] in (89, 90)
+
+
+def test_events_arrive_at_commit_and_never_on_rollback(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
+    install(dsn, config)
+    with _conn(dsn) as admin:
+        admin.execute("SELECT pgmq.create('orders_queue')")
+    sub = subscribe(dsn, [config.global_message_ready_channel()])
+    conn = psycopg.connect(dsn)
+    producer = producer_for(conn, config)
+    producer.send("orders_queue", {"n": "rolled back"})
+    conn.rollback()
+    producer.send("orders_queue", {"n": "committed"})
+    assert sub.drain(timeout=0.3) == []
+    conn.commit()
+    got = sub.drain()
+    assert [r.event["message"] for r in got] == [{"n": "committed"}]
+    conn.close()
+
+
+def _event_size(event_payload: str) -> int:
+    return len(event_payload.encode("utf-8"))
+
+
+def test_payload_decision_counts_bytes_not_characters(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
+    conn, sub, producer = setup(dsn, subscribe, config)
+    # Find the event's overhead with a small message, then fill to the exact limit.
+    probe = producer.send("orders_queue", {"s": "x"})
+    (first,) = [r for r in sub.drain() if r.channel.endswith("orders")]
+    overhead = _event_size(first.payload) - 1
+    room = config.max_payload_size - overhead
+    fits = producer.send("orders_queue", {"s": "x" * room})
+    over = producer.send("orders_queue", {"s": "x" * (room + 1)})
+    # 2,600 three-byte characters: 2,600 by length() but 7,800 bytes, over 8,000 with the
+    # envelope: a character-counting check would send it and NOTIFY would abort the send.
+    euros = producer.send("orders_queue", {"s": "€" * 2600})
+    # 3,000 four-byte characters (12,000 bytes).
+    clefs = producer.send("orders_queue", {"s": "𝄞" * 3000})
+    events = {r.event["msg_id"]: r for r in sub.drain() if r.channel.endswith("orders")}
+    assert probe == first.event["msg_id"]
+    assert events[fits].event["event_type"] == "message_with_payload"
+    assert _event_size(events[fits].payload) == config.max_payload_size
+    for signal in (over, euros, clefs):
+        event = events[signal].event
+        assert event["event_type"] == "message_ready"
+        assert event["payload_omitted"] is True
+        assert "message" not in event
+    assert all(_event_size(r.payload) <= config.max_payload_size for r in events.values())
+
+
+def test_a_one_megabyte_message_is_sent_and_signalled(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
+    conn, sub, producer = setup(dsn, subscribe, config)
+    msg_id = producer.send("orders_queue", {"blob": "y" * 1_000_000})
+    (event,) = [r.event for r in sub.drain() if r.channel.endswith("orders")]
+    assert event["event_type"] == "message_ready"
+    assert event["msg_id"] == msg_id
+
+
+def test_a_batch_of_5000_announces_every_id_exactly_once(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
+    conn, sub, producer = setup(dsn, subscribe, config)
+    ids = producer.send_batch("orders_queue", [{"i": i} for i in range(5000)], delay=3)
+    received = sub.drain()
+    for channel in ("pgmq_message_ready.orders", "pgmq_message_ready"):
+        events = [r for r in received if r.channel == channel]
+        assert len(events) > 1, "5,000 ids cannot fit one payload"
+        announced: list[int] = []
+        for r in events:
+            assert _event_size(r.payload) <= config.max_payload_size
+            event = json.loads(r.payload)
+            assert event["event_type"] == "batch_ready"
+            assert event["message_count"] == len(event["msg_ids"])
+            assert event["delay_seconds"] == 3
+            announced.extend(event["msg_ids"])
+        assert sorted(announced) == sorted(ids)
+        assert len(announced) == len(set(announced))
+
+
+def test_a_batch_of_one_is_a_single_message_event(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
+    conn, sub, producer = setup(dsn, subscribe, config)
+    (msg_id,) = producer.send_batch("orders_queue", [{"only": True}])
+    (event,) = [r.event for r in sub.drain() if r.channel.endswith("orders")]
+    assert event["event_type"] == "message_with_payload"
+    assert (event["msg_id"], event["message"]) == (msg_id, {"only": True})
+
+
+def test_queues_created_after_the_migration_notify_like_older_ones(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
+    with _conn(dsn) as conn:
+        conn.execute("SELECT pgmq.create('old_queue')")
+    install(dsn, config)
+    sub = subscribe(dsn, [config.queue_created_channel(), config.global_message_ready_channel()])
+    with _conn(dsn) as conn:
+        conn.execute("SELECT pgmq.create('new_queue')")
+        conn.execute("SELECT pgmq.create_unlogged('fast_queue')")
+        producer = producer_for(conn, config)
+        sent = {q: producer.send(q, {"q": q}) for q in ("old_queue", "new_queue", "fast_queue")}
+    got = sub.drain()
+    created = [r.event for r in got if r.event["event_type"] == "queue_created"]
+    assert [(e["queue_name"], e["namespace"]) for e in created] == [("new_queue", "new"), ("fast_queue", "fast")]
+    assert all(e["created_at"].endswith("Z") for e in created)
+    messages = {r.event["queue_name"]: r.event for r in got if r.event["event_type"] != "queue_created"}
+    assert {q: e["msg_id"] for q, e in messages.items()} == sent
+    assert {e["namespace"] for e in messages.values()} == {"old", "new", "fast"}
+
+
+def test_mixed_case_queue_names_agree_across_events(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode, queue_naming_pattern=r"(?P<namespace>[A-Za-z]+)_")
+    install(dsn, config)
+    channel = config.message_ready_channel("Orders")
+    assert channel == "pgmq_message_ready.Orders"
+    sub = subscribe(dsn, [config.queue_created_channel(), channel])
+    with _conn(dsn) as conn:
+        conn.execute("SELECT pgmq.create('Orders_Queue')")
+        producer = producer_for(conn, config)
+        producer.send("Orders_Queue", {"n": 1})
+        producer.send_batch("Orders_Queue", [{"n": 2}, {"n": 3}])
+    got = sub.drain()
+    assert [r.event["event_type"] for r in got] == ["queue_created", "message_with_payload", "batch_ready"]
+    assert {(r.event["queue_name"], r.event["namespace"]) for r in got} == {("Orders_Queue", "Orders")}
+    assert {r.channel for r in got[1:]} == {channel}
+
+
+def test_plain_pgmq_send_notifies_only_where_triggers_are(dsn, subscribe, mode):
+    """In wrapper mode a plain pgmq.send (any client) announces nothing; in the others it does."""
+    import pgmq
+
+    config = PgmqNotifyConfig(mode=mode)
+    install(dsn, config)
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    client = pgmq.PGMQueue(
+        host=str(info["host"]), port=str(info["port"]), username="postgres", password="",
+        database=str(info["dbname"]), init_extension=False,
+    )
+    try:
+        client.create_queue("billing_queue")
+        sub = subscribe(dsn, [config.global_message_ready_channel()])
+        single = client.send("billing_queue", {"amount": 12})
+        batch = client.send_batch("billing_queue", [{"amount": 1}, {"amount": 2}], delay=4)
+        got = sub.drain()
+    finally:
+        client.pool.close()
+    if mode == "wrapper":
+        assert got == []
+        return
+    single_event, batch_event = (r.event for r in got)
+    assert (single_event["msg_id"], single_event["message"]) == (single, {"amount": 12})
+    assert (batch_event["msg_ids"], batch_event["delay_seconds"]) == (batch, 4)
+
+
+def test_wrapper_sends_are_announced_once_in_both_mode(dsn, subscribe):
+    config = PgmqNotifyConfig(mode="both")
+    conn, sub, producer = setup(dsn, subscribe, config)
+    wrapped = producer.send("orders_queue", {"via": "wrapper"})
+    plain = plain_producer(conn).send("orders_queue", {"via": "pgmq.send"})
+    got = [r.event["msg_id"] for r in sub.drain() if r.channel.endswith("orders")]
+    assert got == [wrapped, plain]
+
+
+@pytest.mark.parametrize("mode", ["trigger", "both"])
+def test_topic_sends_notify_every_bound_queue(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
+    install(dsn, config)
+    sub = subscribe(dsn, [config.global_message_ready_channel()])
+    with _conn(dsn) as conn:
+        for queue in ("eu_queue", "us_queue"):
+            conn.execute("SELECT pgmq.create(%s)", [queue])
+        conn.execute("SELECT pgmq.bind_topic('orders.*', 'eu_queue')")
+        conn.execute("SELECT pgmq.bind_topic('orders.#', 'us_queue')")
+        conn.execute("""SELECT pgmq.send_topic('orders.created', '{"id": 1}'::jsonb)""")
+        conn.execute("""SELECT * FROM pgmq.send_batch_topic('orders.created', ARRAY['{"id": 2}', '{"id": 3}']::jsonb[])""")
+    got = [r.event for r in sub.drain()]
+    singles = sorted((e["queue_name"], e["message"]["id"]) for e in got if e["event_type"] == "message_with_payload")
+    batches = sorted((e["queue_name"], e["message_count"]) for e in got if e["event_type"] == "batch_ready")
+    assert singles == [("eu_queue", 1), ("us_queue", 1)]
+    assert batches == [("eu_queue", 2), ("us_queue", 2)]
+
+
+def test_prefix_signal_only_no_global_no_metadata(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(
+        mode=mode, channels_prefix="myapp.v2", include_payload="never", global_channel=False, include_metadata=False
+    )
+    install(dsn, config)
+    sub = subscribe(dsn, [
+        config.queue_created_channel(), config.global_message_ready_channel(), config.message_ready_channel("orders")
+    ])
+    with _conn(dsn) as conn:
+        conn.execute("SELECT pgmq.create('orders_queue')")
+        msg_id = producer_for(conn, config).send("orders_queue", {"secret": "not in the event"})
+    got = sub.drain()
+    assert [r.channel for r in got] == ["myapp.v2.pgmq_queue_created", "myapp.v2.pgmq_message_ready.orders"]
+    event = got[1].event
+    assert event["event_type"] == "message_ready" and event["msg_id"] == msg_id
+    assert "secret" not in got[1].payload and "metadata" not in event and "metadata" not in got[0].event
+
+
+def test_long_namespaces_get_a_shortened_channel_that_python_agrees_on(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode, channels_prefix="tenant_east", queue_naming_pattern=r"(?P<namespace>[^_]+)_queue")
+    queue = "n" + "é" * 30 + "_queue"  # namespace of 61 bytes: the channel would be 92 bytes
+    channel = config.message_ready_channel(config.extract_namespace(queue))
+    assert len(channel.encode()) <= 63 and "~" in channel
+    install(dsn, config)
+    sub = subscribe(dsn, [channel])
+    with _conn(dsn) as conn:
+        conn.execute("SELECT pgmq.create(%s)", [queue])
+        msg_id = producer_for(conn, config).send(queue, {"n": 1})
+    (got,) = sub.drain()
+    assert (got.channel, got.event["msg_id"]) == (channel, msg_id)
