@@ -225,21 +225,24 @@ class PgmqConsumer:
         if self._closed:
             raise StopAsyncIteration
         await self.start()
-        while True:
+        while not self._closed:
             if self._ready:
                 return self._ready.popleft()
-            if self._closed:
-                raise StopAsyncIteration
             await self._absorb_buffered()
             self._promote_due()
             try:
                 if await self._fill():
                     continue
             except _CONNECTION_ERRORS:
-                await self._reconnect()
+                if self._closed:
+                    break
+                # A claim may have been lost in flight: its message comes back
+                # when its visibility timeout ends, and a catch-up finds it.
+                await self._reconnect(deadline=None)
                 self._catch_up = set(self.queues)
                 continue
             await self._wait()
+        raise StopAsyncIteration
 
     async def _absorb_buffered(self) -> None:
         if self._listener is None:
@@ -398,7 +401,7 @@ class PgmqConsumer:
             except _CONNECTION_ERRORS as exc:
                 if attempt == 2:
                     raise ConsumerError(f"message {params[1]} of {params[0]}: {exc}") from exc
-                await self._reconnect()
+                await self._reconnect(deadline=time.monotonic() + self.reconnect_timeout)
         return None
 
     # -- connection --------------------------------------------------------
@@ -421,7 +424,7 @@ class PgmqConsumer:
             self._clock_offset = float(row[0]) - (before + after) / 2
         return conn
 
-    async def _reconnect(self) -> None:
+    async def _reconnect(self, deadline: float | None) -> None:
         broken = self._conn
         async with self._reconnecting:
             if self._conn is not broken and self._conn is not None and not self._conn.closed:
@@ -430,7 +433,6 @@ class PgmqConsumer:
                 with contextlib.suppress(Exception):
                     await broken.close()
             self._conn = None
-            deadline = time.monotonic() + self.reconnect_timeout
             attempt = 0
             while not self._closed:
                 attempt += 1
@@ -439,7 +441,7 @@ class PgmqConsumer:
                     self._reconnects += 1
                     return
                 except _CONNECTION_ERRORS as exc:
-                    if time.monotonic() > deadline:
+                    if deadline is not None and time.monotonic() > deadline:
                         raise ConsumerError(f"cannot reconnect the consumer: {exc}") from exc
                 await asyncio.sleep(backoff_delay(attempt, 0.1, 5.0))
             raise ConsumerError("the consumer is closed")

@@ -202,6 +202,7 @@ class PgmqNotifyListener:
         if conn is not None:
             await _close_quietly(conn)
         for task in list(self._background):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 

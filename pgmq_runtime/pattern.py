@@ -173,6 +173,9 @@ class _Emitter:
         raise PatternError(f"unsupported character category {cat}")
 
     def _bracket(self, items: Any) -> str:
+        if len(items) == 1 and items[0][0] is sre_c.CATEGORY:
+            # A bare \W, \D or \S outside brackets parses as a one-item class.
+            return self._category(items[0][1])
         parts: list[str] = []
         negate = False
         for op, av in items:
