@@ -43,7 +43,8 @@ T = TypeVar("T")
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c",
+        "--config",
+        "-c",
         help=f"Config file (TOML). Default: ./{DEFAULT_CONFIG_FILE} if present, else built-in defaults.",
         dir_okay=False,
     ),
@@ -121,8 +122,10 @@ def validate_config(
     config = guarded(lambda: PgmqNotifyConfig.from_file(path))
     out.print(f"[green]✓[/] {path} is valid (fingerprint {config.fingerprint()})")
     out.print(f"  pattern {config.queue_naming_pattern!r}, mode {config.mode}, schema {config.schema}")
-    out.print(f"  channels: {config.queue_created_channel()}, {config.global_message_ready_channel()}, "
-              f"{config.message_ready_channel('<namespace>')}")
+    out.print(
+        f"  channels: {config.queue_created_channel()}, {config.global_message_ready_channel()}, "
+        f"{config.message_ready_channel('<namespace>')}"
+    )
 
 
 def _format_help() -> str:
@@ -135,8 +138,12 @@ def generate_migration(
     config: ConfigOption = None,
     output_dir: Annotated[
         Path | None,
-        typer.Option("--output-dir", "-o", help="Folder to write into. Default: where the tool looks (per format).",
-                     file_okay=False),
+        typer.Option(
+            "--output-dir",
+            "-o",
+            help="Folder to write into. Default: where the tool looks (per format).",
+            file_okay=False,
+        ),
     ] = None,
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Migration name. Default: [migration] name_prefix.")

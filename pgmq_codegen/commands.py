@@ -92,19 +92,19 @@ def _write_atomically(files: list[MigrationFile], overwrite: bool = False) -> No
     done: list[Path] = []
     try:
         for f in files:
-            fd, tmp = tempfile.mkstemp(dir=f.path.parent, prefix=f".{f.path.name}.", suffix=".tmp")
+            fd, tmp_name = tempfile.mkstemp(dir=f.path.parent, prefix=f".{f.path.name}.", suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(f.content)
-            staged.append((Path(tmp), f))
-        for tmp, f in staged:
+            staged.append((Path(tmp_name), f))
+        for staged_path, f in staged:
             if f.path.exists() and not overwrite:
                 raise MigrationLayoutError(f"refusing to overwrite {f.path}")
-            os.replace(tmp, f.path)
+            os.replace(staged_path, f.path)
             done.append(f.path)
     except BaseException:
         for path in done:
             path.unlink(missing_ok=True)
         raise
     finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+        for staged_path, _ in staged:
+            staged_path.unlink(missing_ok=True)

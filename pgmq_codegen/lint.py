@@ -73,9 +73,7 @@ def _sqlglot_check(index: int, statement: str, report: LintReport) -> None:
         logger.setLevel(previous)
     real = [p for p in parsed if p is not None]
     if len(real) != 1:
-        raise LintError(
-            f"statement {index + 1} ({_first_line(statement)}) holds {len(real)} statements; expected one"
-        )
+        raise LintError(f"statement {index + 1} ({_first_line(statement)}) holds {len(real)} statements; expected one")
 
 
 def _pglast() -> Any:

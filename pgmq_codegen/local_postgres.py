@@ -101,8 +101,11 @@ class LocalPostgres:
         assert self.base is not None
         return self.base / "server.log"
 
+    def _tool(self, name: str) -> str:
+        assert self.bindir is not None, "start() first"
+        return str(self.bindir / name)
+
     def _command(self, *args: str) -> list[str]:
-        assert self.bindir is not None
         account = _run_as()
         prefix = ["runuser", "-u", account.pw_name, "--"] if account else []
         return [*prefix, *args]
@@ -112,9 +115,8 @@ class LocalPostgres:
             subprocess.run(self._command(*args), check=True, capture_output=True, text=True, timeout=timeout)
         except subprocess.CalledProcessError as exc:
             log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
-            raise LocalPostgresError(
-                f"{Path(args[0]).name} failed (exit {exc.returncode}): {exc.stderr.strip() or exc.stdout.strip()}\n{log}"
-            ) from exc
+            output = exc.stderr.strip() or exc.stdout.strip()
+            raise LocalPostgresError(f"{Path(args[0]).name} failed (exit {exc.returncode}): {output}\n{log}") from exc
 
     def start(self) -> LocalPostgres:
         """initdb a fresh cluster in a temporary folder and start it on a free port."""
@@ -126,8 +128,15 @@ class LocalPostgres:
             os.chown(self.base, account.pw_uid, account.pw_gid)
         self.port = self.port or _free_port()
         self._run(
-            str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-            "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync",
+            self._tool("initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
         )
         options = {
             "listen_addresses": "'127.0.0.1'",
@@ -141,12 +150,12 @@ class LocalPostgres:
         auto = self.datadir / "postgresql.auto.conf"
         with auto.open("a") as fh:
             fh.write(conf)
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60", "start")
+        self._run(self._tool("pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60", "start")
         return self
 
     def restart(self) -> None:
         """pg_ctl restart (fast mode): every connection is dropped."""
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-m", "fast", "restart")
+        self._run(self._tool("pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-m", "fast", "restart")
 
     def stop(self) -> None:
         """Stop the server and remove its folder."""
@@ -154,7 +163,7 @@ class LocalPostgres:
             return
         try:
             if (self.datadir / "postmaster.pid").exists():
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-m", "immediate", "stop")
+                self._run(self._tool("pg_ctl"), "-D", str(self.datadir), "-w", "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None

@@ -57,13 +57,15 @@ def marker(config: PgmqNotifyConfig) -> str:
 def header(config: PgmqNotifyConfig, kind: str) -> str:
     """The comment block opening a rendered script."""
     prefix = config.channels_prefix or "(none)"
-    return "\n".join([
-        f"-- pgmq-codegen {__version__}: {kind} of PGMQ notifications",
-        f"-- config fingerprint {config.fingerprint()}; mode {config.mode}; schema {config.schema}",
-        f"-- queue_naming_pattern {config.queue_naming_pattern}; channels_prefix {prefix}",
-        "-- Any role that can connect can LISTEN to these channels and read their payloads;",
-        "-- set include_payload = \"never\" when the database is shared between tenants.",
-    ])
+    return "\n".join(
+        [
+            f"-- pgmq-codegen {__version__}: {kind} of PGMQ notifications",
+            f"-- config fingerprint {config.fingerprint()}; mode {config.mode}; schema {config.schema}",
+            f"-- queue_naming_pattern {config.queue_naming_pattern}; channels_prefix {prefix}",
+            "-- Any role that can connect can LISTEN to these channels and read their payloads;",
+            '-- set include_payload = "never" when the database is shared between tenants.',
+        ]
+    )
 
 
 def _environment() -> jinja2.Environment:
@@ -137,9 +139,7 @@ def sql_context(config: PgmqNotifyConfig) -> dict[str, Any]:
         "meta_trigger_name": objects.meta_trigger_name(config),
         "trigger_mode": config.mode in ("trigger", "both"),
         "wrapper_functions": config.mode in ("wrapper", "both"),
-        "function_signatures": [
-            spec.signature(config.schema) for spec in objects.FUNCTIONS
-        ],
+        "function_signatures": [spec.signature(config.schema) for spec in objects.FUNCTIONS],
     }
 
 
@@ -150,9 +150,7 @@ def split_statements(text: str) -> list[str]:
     statements = [s for s in statements if s.strip()]
     for statement in statements:
         if statement.count(DOLLAR_TAG) % 2:
-            raise RenderError(
-                f"a config value closes the SQL quote {DOLLAR_TAG} early; remove it from the config"
-            )
+            raise RenderError(f"a config value closes the SQL quote {DOLLAR_TAG} early; remove it from the config")
     return statements
 
 

@@ -3,13 +3,56 @@
 from __future__ import annotations
 
 from pgmq_runtime.config import MigrationConfig, PgmqNotifyConfig, load_config
-from pgmq_runtime.errors import ConfigError, ConfigProblem, PgmqNotifyError
+from pgmq_runtime.consumer import ClaimedMessage, ConsumerStats, PgmqConsumer
+from pgmq_runtime.errors import (
+    ChannelNameError,
+    ConfigError,
+    ConfigProblem,
+    ConsumerError,
+    ListenerError,
+    PgmqNotifyError,
+)
+from pgmq_runtime.events import (
+    BatchReadyEvent,
+    InvalidEvent,
+    ListenerGap,
+    ListenerItem,
+    ListenerOverflow,
+    ListenerReconnected,
+    MessageReadyEvent,
+    MessageWithPayloadEvent,
+    PgmqEvent,
+    QueueCreatedEvent,
+    parse_event,
+)
+from pgmq_runtime.listener import EventSource, ListenerStats, PgmqNotifyListener, SelfCheckResult
 
 __all__ = [
+    "BatchReadyEvent",
+    "ChannelNameError",
+    "ClaimedMessage",
     "ConfigError",
     "ConfigProblem",
+    "ConsumerError",
+    "ConsumerStats",
+    "EventSource",
+    "InvalidEvent",
+    "ListenerError",
+    "ListenerGap",
+    "ListenerItem",
+    "ListenerOverflow",
+    "ListenerReconnected",
+    "ListenerStats",
+    "MessageReadyEvent",
+    "MessageWithPayloadEvent",
     "MigrationConfig",
+    "PgmqConsumer",
+    "PgmqEvent",
     "PgmqNotifyConfig",
     "PgmqNotifyError",
+    "PgmqNotifyListener",
+    "QueueCreatedEvent",
+    "SelfCheckResult",
     "load_config",
+    "parse_event",
 ]

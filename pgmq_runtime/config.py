@@ -121,56 +121,70 @@ class PgmqNotifyConfig:
         if prefix is not None:
             budget = CHANNEL_MAX_BYTES - len(f".{MESSAGE_READY}.") - _SHORT_SUFFIX_BYTES - 1
             if not _PREFIX_RE.match(prefix):
-                found.append(ConfigProblem(
-                    "channels_prefix",
-                    f"{prefix!r} must start with a letter or '_' and hold only letters, digits, '_' and '.'",
-                ))
+                found.append(
+                    ConfigProblem(
+                        "channels_prefix",
+                        f"{prefix!r} must start with a letter or '_' and hold only letters, digits, '_' and '.'",
+                    )
+                )
             elif len(prefix.encode()) > budget:
-                found.append(ConfigProblem(
-                    "channels_prefix",
-                    f"is {len(prefix.encode())} bytes; at most {budget} leave room for namespace "
-                    f"channels within PostgreSQL's {CHANNEL_MAX_BYTES}-byte channel names",
-                ))
+                found.append(
+                    ConfigProblem(
+                        "channels_prefix",
+                        f"is {len(prefix.encode())} bytes; at most {budget} leave room for namespace "
+                        f"channels within PostgreSQL's {CHANNEL_MAX_BYTES}-byte channel names",
+                    )
+                )
         if not 0 < self.max_payload_size < NOTIFY_PAYLOAD_LIMIT:
-            found.append(ConfigProblem(
-                "max_payload_size",
-                f"is {self.max_payload_size}; it must be below {NOTIFY_PAYLOAD_LIMIT} bytes, "
-                "PostgreSQL's NOTIFY payload limit",
-            ))
+            found.append(
+                ConfigProblem(
+                    "max_payload_size",
+                    f"is {self.max_payload_size}; it must be below {NOTIFY_PAYLOAD_LIMIT} bytes, "
+                    "PostgreSQL's NOTIFY payload limit",
+                )
+            )
         elif self.max_payload_size < MIN_PAYLOAD_SIZE:
-            found.append(ConfigProblem(
-                "max_payload_size",
-                f"is {self.max_payload_size}; at least {MIN_PAYLOAD_SIZE} bytes are needed "
-                "to carry a signal event for the longest queue name",
-            ))
+            found.append(
+                ConfigProblem(
+                    "max_payload_size",
+                    f"is {self.max_payload_size}; at least {MIN_PAYLOAD_SIZE} bytes are needed "
+                    "to carry a signal event for the longest queue name",
+                )
+            )
         if not _SCHEMA_RE.match(self.schema):
-            found.append(ConfigProblem(
-                "schema", f"{self.schema!r} must be lower case letters, digits and '_', not starting with a digit"
-            ))
+            found.append(
+                ConfigProblem(
+                    "schema", f"{self.schema!r} must be lower case letters, digits and '_', not starting with a digit"
+                )
+            )
         elif len(self.schema) > _SCHEMA_MAX_BYTES:
             found.append(ConfigProblem("schema", f"is longer than {_SCHEMA_MAX_BYTES} bytes"))
         elif self.schema in _RESERVED_SCHEMAS or self.schema.startswith("pg_"):
-            found.append(ConfigProblem(
-                "schema", f"{self.schema!r} is reserved; pgmq-codegen owns its schema and drops it on rollback"
-            ))
+            found.append(
+                ConfigProblem(
+                    "schema", f"{self.schema!r} is reserved; pgmq-codegen owns its schema and drops it on rollback"
+                )
+            )
         if not self.default_namespace:
             found.append(ConfigProblem("default_namespace", "must not be empty"))
         elif prefix is None or _PREFIX_RE.match(prefix):
             channel = self._namespace_channel_unshortened(self.default_namespace)
             if len(channel.encode()) > CHANNEL_MAX_BYTES:
-                found.append(ConfigProblem(
-                    "default_namespace",
-                    f"its channel {channel!r} is {len(channel.encode())} bytes, over PostgreSQL's "
-                    f"{CHANNEL_MAX_BYTES}-byte limit",
-                ))
+                found.append(
+                    ConfigProblem(
+                        "default_namespace",
+                        f"its channel {channel!r} is {len(channel.encode())} bytes, over PostgreSQL's "
+                        f"{CHANNEL_MAX_BYTES}-byte limit",
+                    )
+                )
         if self.mode not in MODES:
             found.append(ConfigProblem("mode", _choice_reason(self.mode, MODES)))
         if self.include_payload not in INCLUDE_PAYLOAD:
             found.append(ConfigProblem("include_payload", _choice_reason(self.include_payload, INCLUDE_PAYLOAD)))
         if not self.migration.name_prefix or not re.fullmatch(r"[A-Za-z0-9_]+", self.migration.name_prefix):
-            found.append(ConfigProblem(
-                "migration.name_prefix", "must be non-empty and hold only letters, digits and '_'"
-            ))
+            found.append(
+                ConfigProblem("migration.name_prefix", "must be non-empty and hold only letters, digits and '_'")
+            )
         return found
 
     # -- channels and namespaces (mirrors the generated SQL) ----------------
@@ -271,8 +285,10 @@ def _check_table(data: dict[str, Any], spec: _Spec, prefix: str, problems: list[
             continue
         expected, described = spec[key]
         # bool is an int in Python; keep them apart.
-        if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
-            problems.append(ConfigProblem(f"{prefix}{key}", f"must be {described}, got {type(value).__name__} {value!r}"))
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
+            problems.append(
+                ConfigProblem(f"{prefix}{key}", f"must be {described}, got {type(value).__name__} {value!r}")
+            )
             continue
         values[key] = value
     return values

@@ -344,15 +344,13 @@ class PgmqConsumer:
         if all(c is not None for c in cached):
             # Every message came in its event: claim without fetching the bodies again.
             query = sql.SQL(
-                "SELECT msg_id, read_ct, enqueued_at, vt "
-                "FROM {}(%s::text, %s::bigint[], %s::integer)"
+                "SELECT msg_id, read_ct, enqueued_at, vt FROM {}(%s::text, %s::bigint[], %s::integer)"
             ).format(function)
             bodies = dict(zip(ids, cached, strict=True))
             rows = await self._rows(query, args)
             return [self._message(key, *row, *(bodies[row[0]] or (None, None))) for row in rows]
         query = sql.SQL(
-            "SELECT msg_id, read_ct, enqueued_at, vt, message, headers "
-            "FROM {}(%s::text, %s::bigint[], %s::integer)"
+            "SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM {}(%s::text, %s::bigint[], %s::integer)"
         ).format(function)
         return [self._message(key, *row) for row in await self._rows(query, args)]
 
@@ -366,23 +364,17 @@ class PgmqConsumer:
         message: JsonValue,
         headers: JsonValue,
     ) -> ClaimedMessage:
-        return ClaimedMessage(
-            self.queues[key], msg_id, read_ct, enqueued_at, vt, message, headers, self
-        )
+        return ClaimedMessage(self.queues[key], msg_id, read_ct, enqueued_at, vt, message, headers, self)
 
     # -- message actions (MessageActions) ---------------------------------
 
     async def delete(self, queue_name: str, msg_id: int) -> bool:
         """Delete a message by id with ``pgmq.delete``."""
-        return bool(
-            await self._scalar("SELECT pgmq.delete(%s::text, %s::bigint)", (queue_name, msg_id))
-        )
+        return bool(await self._scalar("SELECT pgmq.delete(%s::text, %s::bigint)", (queue_name, msg_id)))
 
     async def archive(self, queue_name: str, msg_id: int) -> bool:
         """Archive a message by id with ``pgmq.archive``."""
-        return bool(
-            await self._scalar("SELECT pgmq.archive(%s::text, %s::bigint)", (queue_name, msg_id))
-        )
+        return bool(await self._scalar("SELECT pgmq.archive(%s::text, %s::bigint)", (queue_name, msg_id)))
 
     async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None:
         """Push a message's visibility timeout ``seconds`` further out."""

@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -58,15 +58,12 @@ def validate_channel(channel: str) -> str:
     size = len(channel.encode())
     if size > CHANNEL_MAX_BYTES:
         raise ChannelNameError(
-            f"channel name {channel!r} is {size} bytes; "
-            f"PostgreSQL takes at most {CHANNEL_MAX_BYTES}"
+            f"channel name {channel!r} is {size} bytes; PostgreSQL takes at most {CHANNEL_MAX_BYTES}"
         )
     return channel
 
 
-def backoff_delay(
-    attempt: int, initial: float, cap: float, rand: Callable[[], float] = random.random
-) -> float:
+def backoff_delay(attempt: int, initial: float, cap: float, rand: Callable[[], float] = random.random) -> float:
     """Seconds to wait before reconnect ``attempt`` (1-based): capped exponential, jittered.
 
     Half of the capped delay is fixed and half is random ("equal jitter"), so
@@ -97,6 +94,27 @@ class SelfCheckResult:
     channel: str
     waited_seconds: float
     detail: str
+
+
+class EventSource(Protocol):
+    """What :class:`PgmqNotifyListener` and :class:`pgmq_runtime.testing.FakeListener` share.
+
+    Type your event-handling code against this protocol to run it on either.
+    """
+
+    @property
+    def config(self) -> PgmqNotifyConfig: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def listen(self, channel: str) -> None: ...
+
+    async def next_event(self, timeout: float | None = None) -> ListenerItem | None: ...
+
+    async def self_check(self, timeout: float = 5.0) -> SelfCheckResult: ...
+
+    async def close(self) -> None: ...
 
 
 class _Dropped:
@@ -280,9 +298,7 @@ class PgmqNotifyListener:
             if self._buffer:
                 return _materialize(self._buffer.popleft())
             if self._failure is not None:
-                raise ListenerError(
-                    f"the listener stopped: {_describe(self._failure)}"
-                ) from self._failure
+                raise ListenerError(f"the listener stopped: {_describe(self._failure)}") from self._failure
             if self._closed:
                 return None
             self._ready.clear()
@@ -358,17 +374,13 @@ class PgmqNotifyListener:
         if self._started or self._closed:
             return
         if self._conn is None:
-            raise ListenerError(
-                "the listener is not connected: use 'async with' or call connect() first"
-            )
+            raise ListenerError("the listener is not connected: use 'async with' or call connect() first")
         self._started = True
         self._reader = asyncio.get_running_loop().create_task(self._run(), name="pgmq-listener")
 
     async def _open(self) -> psycopg.AsyncConnection[Any]:
         kwargs = connect_kwargs(self.dsn, APPLICATION_NAME, self.connect_timeout)
-        return await asyncio.wait_for(
-            psycopg.AsyncConnection.connect(self.dsn, **kwargs), self.connect_timeout + 1
-        )
+        return await asyncio.wait_for(psycopg.AsyncConnection.connect(self.dsn, **kwargs), self.connect_timeout + 1)
 
     async def _listen_all(self, conn: psycopg.AsyncConnection[Any]) -> None:
         done: set[str] = set()

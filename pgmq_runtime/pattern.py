@@ -22,22 +22,24 @@ split a name differently, so prefer patterns that do not depend on that.
 
 from __future__ import annotations
 
+import importlib
 import re
-import re._constants as sre_c
-import re._parser as sre_parse
 from dataclasses import dataclass
 from typing import Any
 
 from pgmq_runtime.errors import PatternError
+
+# Python's own regex parser; private but stable since 3.11, and the only parser
+# that reads patterns exactly as ``re`` does. Typeshed has no stubs for it.
+sre_parse: Any = importlib.import_module("re._parser")
+sre_c: Any = importlib.import_module("re._constants")
 
 NAMESPACE_GROUP = "namespace"
 _PG_MAX_REPEAT = 255
 _WORD = "A-Za-z0-9_"
 _DIGIT = "0-9"
 _SPACE = " \\t\\n\\r\\f\\v"
-_FORBIDDEN_GLOBAL_FLAGS = (
-    re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.ASCII | re.LOCALE
-)
+_FORBIDDEN_GLOBAL_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.ASCII | re.LOCALE
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,12 @@ class _Emitter:
         """Emit ``items`` so that a following quantifier applies to all of it."""
         text = self.emit(items)
         if len(items) == 1 and items[0][0] in (
-            sre_c.LITERAL, sre_c.NOT_LITERAL, sre_c.IN, sre_c.ANY, sre_c.CATEGORY, sre_c.SUBPATTERN
+            sre_c.LITERAL,
+            sre_c.NOT_LITERAL,
+            sre_c.IN,
+            sre_c.ANY,
+            sre_c.CATEGORY,
+            sre_c.SUBPATTERN,
         ):
             return text
         return f"(?:{text})"

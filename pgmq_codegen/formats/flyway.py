@@ -31,9 +31,7 @@ class FlywayWriter:
 
     def plan(self, request: MigrationRequest) -> list[MigrationFile]:
         versions = [
-            _version_key(m.group(1))
-            for m in (_VERSIONED.match(n) for n in existing_names(request.directory))
-            if m
+            _version_key(m.group(1)) for m in (_VERSIONED.match(n) for n in existing_names(request.directory)) if m
         ]
         version = str(max((v[0] for v in versions), default=0) + 1)
         up = plain_script(request.header("install"), request.install_statements)

@@ -30,10 +30,12 @@ class RawWriter:
             )
         ]
         if request.include_rollback:
-            files.append(MigrationFile(
-                request.directory / f"{stamp}_{request.name}.down.sql",
-                plain_script(request.header("rollback"), request.rollback_statements),
-            ))
+            files.append(
+                MigrationFile(
+                    request.directory / f"{stamp}_{request.name}.down.sql",
+                    plain_script(request.header("rollback"), request.rollback_statements),
+                )
+            )
         return files
 
 

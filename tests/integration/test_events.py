@@ -106,7 +106,7 @@ def _event_size(event_payload: str) -> int:
 
 def test_payload_decision_counts_bytes_not_characters(dsn, subscribe, mode):
     config = PgmqNotifyConfig(mode=mode)
-    conn, sub, producer = setup(dsn, subscribe, config)
+    _, sub, producer = setup(dsn, subscribe, config)
     # Find the event's overhead with a small message, then fill to the exact limit.
     probe = producer.send("orders_queue", {"s": "x"})
     (first,) = [r for r in sub.drain() if r.channel.endswith("orders")]
@@ -133,7 +133,7 @@ def test_payload_decision_counts_bytes_not_characters(dsn, subscribe, mode):
 
 def test_a_one_megabyte_message_is_sent_and_signalled(dsn, subscribe, mode):
     config = PgmqNotifyConfig(mode=mode)
-    conn, sub, producer = setup(dsn, subscribe, config)
+    _, sub, producer = setup(dsn, subscribe, config)
     msg_id = producer.send("orders_queue", {"blob": "y" * 1_000_000})
     (event,) = [r.event for r in sub.drain() if r.channel.endswith("orders")]
     assert event["event_type"] == "message_ready"
@@ -142,7 +142,7 @@ def test_a_one_megabyte_message_is_sent_and_signalled(dsn, subscribe, mode):
 
 def test_a_batch_of_5000_announces_every_id_exactly_once(dsn, subscribe, mode):
     config = PgmqNotifyConfig(mode=mode)
-    conn, sub, producer = setup(dsn, subscribe, config)
+    _, sub, producer = setup(dsn, subscribe, config)
     ids = producer.send_batch("orders_queue", [{"i": i} for i in range(5000)], delay=3)
     received = sub.drain()
     for channel in ("pgmq_message_ready.orders", "pgmq_message_ready"):
@@ -162,7 +162,7 @@ def test_a_batch_of_5000_announces_every_id_exactly_once(dsn, subscribe, mode):
 
 def test_a_batch_of_one_is_a_single_message_event(dsn, subscribe, mode):
     config = PgmqNotifyConfig(mode=mode)
-    conn, sub, producer = setup(dsn, subscribe, config)
+    _, sub, producer = setup(dsn, subscribe, config)
     (msg_id,) = producer.send_batch("orders_queue", [{"only": True}])
     (event,) = [r.event for r in sub.drain() if r.channel.endswith("orders")]
     assert event["event_type"] == "message_with_payload"
@@ -214,8 +214,12 @@ def test_plain_pgmq_send_notifies_only_where_triggers_are(dsn, subscribe, mode):
     install(dsn, config)
     info = psycopg.conninfo.conninfo_to_dict(dsn)
     client = pgmq.PGMQueue(
-        host=str(info["host"]), port=str(info["port"]), username="postgres", password="",
-        database=str(info["dbname"]), init_extension=False,
+        host=str(info["host"]),
+        port=str(info["port"]),
+        username="postgres",
+        password="",
+        database=str(info["dbname"]),
+        init_extension=False,
     )
     try:
         client.create_queue("billing_queue")
@@ -253,7 +257,9 @@ def test_topic_sends_notify_every_bound_queue(dsn, subscribe, mode):
         conn.execute("SELECT pgmq.bind_topic('orders.*', 'eu_queue')")
         conn.execute("SELECT pgmq.bind_topic('orders.#', 'us_queue')")
         conn.execute("""SELECT pgmq.send_topic('orders.created', '{"id": 1}'::jsonb)""")
-        conn.execute("""SELECT * FROM pgmq.send_batch_topic('orders.created', ARRAY['{"id": 2}', '{"id": 3}']::jsonb[])""")
+        conn.execute(
+            """SELECT * FROM pgmq.send_batch_topic('orders.created', ARRAY['{"id": 2}', '{"id": 3}']::jsonb[])"""
+        )
     got = [r.event for r in sub.drain()]
     singles = sorted((e["queue_name"], e["message"]["id"]) for e in got if e["event_type"] == "message_with_payload")
     batches = sorted((e["queue_name"], e["message_count"]) for e in got if e["event_type"] == "batch_ready")
@@ -266,9 +272,10 @@ def test_prefix_signal_only_no_global_no_metadata(dsn, subscribe, mode):
         mode=mode, channels_prefix="myapp.v2", include_payload="never", global_channel=False, include_metadata=False
     )
     install(dsn, config)
-    sub = subscribe(dsn, [
-        config.queue_created_channel(), config.global_message_ready_channel(), config.message_ready_channel("orders")
-    ])
+    sub = subscribe(
+        dsn,
+        [config.queue_created_channel(), config.global_message_ready_channel(), config.message_ready_channel("orders")],
+    )
     with _conn(dsn) as conn:
         conn.execute("SELECT pgmq.create('orders_queue')")
         msg_id = producer_for(conn, config).send("orders_queue", {"secret": "not in the event"})
@@ -280,7 +287,9 @@ def test_prefix_signal_only_no_global_no_metadata(dsn, subscribe, mode):
 
 
 def test_long_namespaces_get_a_shortened_channel_that_python_agrees_on(dsn, subscribe, mode):
-    config = PgmqNotifyConfig(mode=mode, channels_prefix="tenant_east", queue_naming_pattern=r"(?P<namespace>[^_]+)_queue")
+    config = PgmqNotifyConfig(
+        mode=mode, channels_prefix="tenant_east", queue_naming_pattern=r"(?P<namespace>[^_]+)_queue"
+    )
     queue = "n" + "é" * 30 + "_queue"  # namespace of 61 bytes: the channel would be 92 bytes
     channel = config.message_ready_channel(config.extract_namespace(queue))
     assert len(channel.encode()) <= 63 and "~" in channel

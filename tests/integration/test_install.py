@@ -54,7 +54,10 @@ def test_rollback_leaves_the_database_as_it_was(dsn, subscribe, mode):
     if mode == "wrapper":
         assert triggers == expected_meta
     else:
-        assert triggers == [("meta", objects.meta_trigger_name(config)), ("q_early_queue", objects.message_trigger_name(config))]
+        assert triggers == [
+            ("meta", objects.meta_trigger_name(config)),
+            ("q_early_queue", objects.message_trigger_name(config)),
+        ]
     apply_statements(dsn, render.rollback_statements(config))
     with _conn(dsn) as conn:
         assert _snapshot(conn) == before
@@ -153,9 +156,15 @@ def test_fetch_by_id_helpers_claim_once_delete_and_extend(dsn):
             'SELECT vt FROM "pgmq_notify".extend_vt_v1(%s, %s, 120)', ["Mixed_Queue", ready]
         ).fetchone()
         assert 119 <= (vt_after - vt_before).total_seconds() <= 121
-        assert conn.execute('SELECT "pgmq_notify".delete_specific_v1(%s, %s)', ["Mixed_Queue", ready]).fetchone() == (True,)
-        assert conn.execute('SELECT "pgmq_notify".delete_specific_v1(%s, %s)', ["Mixed_Queue", ready]).fetchone() == (False,)
-        batch = conn.execute("""SELECT pgmq.send_batch('Mixed_Queue', ARRAY['{"b": 1}', '{"b": 2}']::jsonb[])""").fetchall()
+        assert conn.execute('SELECT "pgmq_notify".delete_specific_v1(%s, %s)', ["Mixed_Queue", ready]).fetchone() == (
+            True,
+        )
+        assert conn.execute('SELECT "pgmq_notify".delete_specific_v1(%s, %s)', ["Mixed_Queue", ready]).fetchone() == (
+            False,
+        )
+        batch = conn.execute(
+            """SELECT pgmq.send_batch('Mixed_Queue', ARRAY['{"b": 1}', '{"b": 2}']::jsonb[])"""
+        ).fetchall()
         ids = [r[0] for r in batch]
         claimed = conn.execute(
             'SELECT msg_id FROM "pgmq_notify".read_specific_batch_v1(%s, %s, 30)', ["Mixed_Queue", [*ids, delayed]]

@@ -65,7 +65,11 @@ def test_a_tasker_pgmq_cli_config_validates_unchanged():
         ('include_payload = "always"', "include_payload", "'auto', 'never'"),
         ('default_namespace = "' + "d" * 50 + '"', "default_namespace", "63-byte"),
         ('queue_pattern = "x"', "queue_pattern", "did you mean 'queue_naming_pattern'"),
-        ('[migration]\ninclude_rolback = true', "migration.include_rolback", "did you mean 'migration.include_rollback'"),
+        (
+            "[migration]\ninclude_rolback = true",
+            "migration.include_rolback",
+            "did you mean 'migration.include_rollback'",
+        ),
         ('[migration]\nname_prefix = "bad name"', "migration.name_prefix", "letters, digits"),
         ("migration = 3", "migration", "must be a table"),
     ],

@@ -60,7 +60,7 @@ def test_a_config_value_that_would_close_the_dollar_quote_is_refused():
 
 def test_template_errors_name_the_template(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "read_template", lambda name: "{{ missing_value }}")
-    with pytest.raises(RenderError, match="sql/install.sql.j2"):
+    with pytest.raises(RenderError, match=r"sql/install\.sql\.j2"):
         render.install_statements(PgmqNotifyConfig())
 
 

@@ -1,0 +1,170 @@
+"""A thin blocking facade over the async listener and consumer, for code without asyncio.
+
+Each object owns a private event loop (``asyncio.Runner``) and drives the async
+object on it; the loop runs only while one of its methods is being called.
+Between calls nothing reads the connection, so keep the time between calls
+well under the visibility timeout (and expect gap markers after long pauses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.consumer import ClaimedMessage, PgmqConsumer
+from pgmq_runtime.events import JsonValue, ListenerItem
+from pgmq_runtime.listener import ListenerStats, PgmqNotifyListener, SelfCheckResult
+
+
+class SyncMessage:
+    """A claimed message with blocking ``delete``, ``archive`` and ``extend``."""
+
+    def __init__(self, claimed: ClaimedMessage, runner: asyncio.Runner) -> None:
+        self.claimed = claimed
+        self._runner = runner
+
+    @property
+    def queue_name(self) -> str:
+        """The queue the message belongs to."""
+        return self.claimed.queue_name
+
+    @property
+    def msg_id(self) -> int:
+        """The message id."""
+        return self.claimed.msg_id
+
+    @property
+    def message(self) -> JsonValue:
+        """The message body."""
+        return self.claimed.message
+
+    @property
+    def headers(self) -> JsonValue:
+        """The message headers (or None)."""
+        return self.claimed.headers
+
+    @property
+    def read_ct(self) -> int:
+        """How many times the message was claimed."""
+        return self.claimed.read_ct
+
+    def delete(self) -> bool:
+        """Delete the message; False if it was already gone."""
+        return self._runner.run(self.claimed.delete())
+
+    def archive(self) -> bool:
+        """Archive the message; False if it was already gone."""
+        return self._runner.run(self.claimed.archive())
+
+    def extend(self, seconds: int) -> datetime | None:
+        """Keep the message ``seconds`` longer; the new ``vt``, or None if gone."""
+        return self._runner.run(self.claimed.extend(seconds))
+
+
+class _Blocking:
+    def __init__(self) -> None:
+        self._runner = asyncio.Runner()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection(s) and the private event loop."""
+        try:
+            self._runner.run(self._aclose())
+        finally:
+            self._runner.close()
+
+    async def _aclose(self) -> None:
+        raise NotImplementedError
+
+
+class SyncConsumer(_Blocking):
+    """Blocking :class:`PgmqConsumer`: ``for message in consumer: ...; message.delete()``."""
+
+    def __init__(
+        self,
+        dsn: str,
+        queues: str | Sequence[str],
+        config: PgmqNotifyConfig | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        self.consumer = PgmqConsumer(dsn, queues, config, **options)
+        self._runner.run(self.consumer.start())
+
+    def __iter__(self) -> Iterator[SyncMessage]:
+        return self
+
+    def __next__(self) -> SyncMessage:
+        try:
+            claimed = self._runner.run(self.consumer.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+        return SyncMessage(claimed, self._runner)
+
+    async def _aclose(self) -> None:
+        await self.consumer.close()
+
+
+class SyncListener(_Blocking):
+    """Blocking :class:`PgmqNotifyListener`: ``for item in listener: ...``."""
+
+    def __init__(self, dsn: str, config: PgmqNotifyConfig | None = None, **options: Any) -> None:
+        super().__init__()
+        self.listener = PgmqNotifyListener(dsn, config, **options)
+        self._runner.run(self.listener.connect())
+
+    def listen(self, channel: str) -> None:
+        """LISTEN on ``channel``."""
+        self._runner.run(self.listener.listen(channel))
+
+    def listen_queue_created(self) -> None:
+        """Listen for ``queue_created`` events."""
+        self._runner.run(self.listener.listen_queue_created())
+
+    def listen_message_ready_for_namespace(self, namespace: str) -> None:
+        """Listen for one namespace's message events."""
+        self._runner.run(self.listener.listen_message_ready_for_namespace(namespace))
+
+    def listen_message_ready_global(self) -> None:
+        """Listen on the global message channel."""
+        self._runner.run(self.listener.listen_message_ready_global())
+
+    def listen_default_namespaces(self) -> None:
+        """Listen for the default namespace's message events."""
+        self._runner.run(self.listener.listen_default_namespaces())
+
+    def next_event(self, timeout: float | None = None) -> ListenerItem | None:
+        """The next item; None on timeout."""
+        return self._runner.run(self.listener.next_event(timeout))
+
+    def self_check(self, timeout: float = 5.0) -> SelfCheckResult:
+        """Probe NOTIFY round trip; see :meth:`PgmqNotifyListener.self_check`."""
+        return self._runner.run(self.listener.self_check(timeout))
+
+    @property
+    def stats(self) -> ListenerStats:
+        """The listener's counters."""
+        return self.listener.stats
+
+    def __iter__(self) -> Iterator[ListenerItem]:
+        return self
+
+    def __next__(self) -> ListenerItem:
+        try:
+            return self._runner.run(self.listener.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    async def _aclose(self) -> None:
+        await self.listener.close()

@@ -1,0 +1,348 @@
+"""An in-memory fake of PGMQ plus notifications, to test event handlers without PostgreSQL.
+
+``FakePgmq`` keeps queues in memory and, on every send, builds the event the
+generated SQL would send (payload or signal by byte size, batch events,
+channels from the config) and hands it to every :class:`FakeListener` that
+listens on the channel. :class:`FakeConsumer` yields real
+:class:`~pgmq_runtime.consumer.ClaimedMessage` objects whose ``delete``,
+``archive`` and ``extend`` act on the fake queues::
+
+    fake = FakePgmq()
+    listener = fake.listener()
+    await listener.listen_message_ready_for_namespace("orders")
+    fake.send("orders_queue", {"id": 1})
+    listener.end()                      # iteration stops once the buffer is empty
+    async for item in listener:
+        await my_handler(item)
+
+Differences from the real thing, on purpose: nothing is lost unless you call
+:meth:`FakeListener.disconnect` (which yields a gap marker), time does not pass
+(``delay_seconds`` only shapes the event), and :meth:`FakeListener.end` lets
+iteration finish so that tests terminate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.consumer import ClaimedMessage
+from pgmq_runtime.events import JsonValue, ListenerItem, ListenerReconnected, parse_event
+from pgmq_runtime.listener import ListenerStats, SelfCheckResult, validate_channel
+
+
+def _sql_json(obj: Mapping[str, Any]) -> str:
+    """JSON text spaced like PostgreSQL's json_build_object, so byte sizes match closely."""
+    parts = [f"{json.dumps(k)} : {json.dumps(v, ensure_ascii=False)}" for k, v in obj.items()]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class _Stored:
+    msg_id: int
+    message: JsonValue
+    headers: JsonValue
+    enqueued_at: datetime
+    vt: datetime
+    read_ct: int = 0
+
+
+@dataclass
+class FakeQueue:
+    """One in-memory queue: live messages and the archive."""
+
+    name: str
+    messages: dict[int, _Stored] = field(default_factory=dict)
+    archived: dict[int, _Stored] = field(default_factory=dict)
+
+
+class FakePgmq:
+    """In-memory queues that notify fake listeners the way the generated SQL does."""
+
+    def __init__(self, config: PgmqNotifyConfig | None = None) -> None:
+        self.config = config or PgmqNotifyConfig()
+        self.queues: dict[str, FakeQueue] = {}
+        self._listeners: list[FakeListener] = []
+        self._next_id = 0
+
+    def listener(self, buffer_size: int = 1000) -> FakeListener:
+        """A new fake listener attached to these queues."""
+        listener = FakeListener(self.config, buffer_size=buffer_size)
+        self._listeners.append(listener)
+        return listener
+
+    def consumer(self, queues: str | Sequence[str], visibility_timeout: int = 30) -> FakeConsumer:
+        """A fake consumer of ``queues``; it stops when nothing visible is left."""
+        return FakeConsumer(self, [queues] if isinstance(queues, str) else list(queues), visibility_timeout)
+
+    def queue(self, name: str) -> FakeQueue:
+        """The queue called ``name`` (PGMQ names are case-insensitive), created if new."""
+        return self.queues.setdefault(name.lower(), FakeQueue(name))
+
+    def create_queue(self, name: str) -> None:
+        """Create a queue and announce it with a ``queue_created`` event."""
+        self.queue(name)
+        event = {
+            "event_type": "queue_created",
+            "queue_name": name,
+            "namespace": self.config.extract_namespace(name),
+            "created_at": _stamp(datetime.now(UTC)),
+        }
+        self._publish([self.config.queue_created_channel()], event)
+
+    def send(self, queue_name: str, message: JsonValue, headers: JsonValue = None, delay_seconds: int = 0) -> int:
+        """Store one message and announce it (``message_with_payload`` or ``message_ready``)."""
+        stored = self._store(queue_name, message, headers, delay_seconds)
+        base = self._base(queue_name, stored.msg_id)
+        tail = {"ready_at": _stamp(stored.vt), "delay_seconds": delay_seconds}
+        event: dict[str, Any] = {
+            "event_type": "message_with_payload",
+            **base,
+            "message": message,
+            "headers": headers,
+            **tail,
+        }
+        if self.config.include_payload == "never" or len(self._text(event).encode()) > (self.config.max_payload_size):
+            event = {"event_type": "message_ready", **base, **tail, "payload_omitted": True}
+        self._publish(self.config.channels_for_queue(queue_name), event)
+        return stored.msg_id
+
+    def send_batch(self, queue_name: str, messages: Sequence[JsonValue], delay_seconds: int = 0) -> list[int]:
+        """Store several messages and announce them with one ``batch_ready`` event."""
+        ids = [self._store(queue_name, m, None, delay_seconds).msg_id for m in messages]
+        ready_at = self.queue(queue_name).messages[ids[0]].vt if ids else datetime.now(UTC)
+        event = {
+            "event_type": "batch_ready",
+            "msg_ids": ids,
+            "queue_name": queue_name,
+            "namespace": self.config.extract_namespace(queue_name),
+            "message_count": len(ids),
+            "ready_at": _stamp(ready_at),
+            "delay_seconds": delay_seconds,
+        }
+        if ids:
+            self._publish(self.config.channels_for_queue(queue_name), event)
+        return ids
+
+    def _store(self, queue_name: str, message: JsonValue, headers: JsonValue, delay: int) -> _Stored:
+        self._next_id += 1
+        now = datetime.now(UTC)
+        stored = _Stored(self._next_id, message, headers, now, now + timedelta(seconds=delay))
+        self.queue(queue_name).messages[stored.msg_id] = stored
+        return stored
+
+    def _base(self, queue_name: str, msg_id: int) -> dict[str, Any]:
+        return {
+            "msg_id": msg_id,
+            "queue_name": queue_name,
+            "namespace": self.config.extract_namespace(queue_name),
+        }
+
+    def _text(self, event: dict[str, Any]) -> str:
+        if self.config.include_metadata:
+            event = {**event, "metadata": {"source": "trigger"}}
+        return _sql_json(event)
+
+    def _publish(self, channels: list[str], event: dict[str, Any]) -> None:
+        text = self._text(event)
+        for listener in self._listeners:
+            for channel in channels:
+                listener.notify(channel, text)
+
+    # -- MessageActions ----------------------------------------------------
+
+    async def delete(self, queue_name: str, msg_id: int) -> bool:
+        """Remove a message; False if it is gone."""
+        return self.queue(queue_name).messages.pop(msg_id, None) is not None
+
+    async def archive(self, queue_name: str, msg_id: int) -> bool:
+        """Move a message to the queue's archive; False if it is gone."""
+        queue = self.queue(queue_name)
+        stored = queue.messages.pop(msg_id, None)
+        if stored is None:
+            return False
+        queue.archived[msg_id] = stored
+        return True
+
+    async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None:
+        """Push a message's visibility timeout out; None if it is gone."""
+        stored = self.queue(queue_name).messages.get(msg_id)
+        if stored is None:
+            return None
+        stored.vt = max(stored.vt, datetime.now(UTC)) + timedelta(seconds=seconds)
+        return stored.vt
+
+
+class FakeListener:
+    """Stands in for :class:`~pgmq_runtime.listener.PgmqNotifyListener` (same methods)."""
+
+    def __init__(self, config: PgmqNotifyConfig | None = None, *, buffer_size: int = 1000) -> None:
+        self.config = config or PgmqNotifyConfig()
+        self.buffer_size = buffer_size
+        self._channels: set[str] = set()
+        self._buffer: deque[ListenerItem] = deque()
+        self._ready = asyncio.Event()
+        self._ended = False
+        self._closed = False
+        self._events = self._invalid = self._reconnects = self._dropped = 0
+        self._last_event_at: datetime | None = None
+
+    async def __aenter__(self) -> FakeListener:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Nothing to connect."""
+
+    async def close(self) -> None:
+        """End iteration at once and drop what is buffered."""
+        self._closed = True
+        self._buffer.clear()
+        self._ready.set()
+
+    def end(self) -> None:
+        """End iteration once the buffered items have been yielded."""
+        self._ended = True
+        self._ready.set()
+
+    @property
+    def closed(self) -> bool:
+        """True once closed, or ended with nothing left to yield."""
+        return self._closed or (self._ended and not self._buffer)
+
+    @property
+    def channels(self) -> frozenset[str]:
+        """The channels listened to."""
+        return frozenset(self._channels)
+
+    async def listen(self, channel: str) -> None:
+        """Listen on ``channel`` (validated like the real listener)."""
+        self._channels.add(validate_channel(channel))
+
+    async def unlisten(self, channel: str) -> None:
+        """Stop listening on ``channel``."""
+        self._channels.discard(channel)
+
+    async def listen_queue_created(self) -> None:
+        """Listen for ``queue_created`` events."""
+        await self.listen(self.config.queue_created_channel())
+
+    async def listen_message_ready_for_namespace(self, namespace: str) -> None:
+        """Listen for one namespace's message events."""
+        await self.listen(self.config.message_ready_channel(namespace))
+
+    async def listen_message_ready_global(self) -> None:
+        """Listen on the global message channel."""
+        await self.listen(self.config.global_message_ready_channel())
+
+    async def listen_default_namespaces(self) -> None:
+        """Listen for the default namespace's message events."""
+        await self.listen_message_ready_for_namespace(self.config.default_namespace)
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Deliver a raw notification, as PostgreSQL would, if ``channel`` is listened to."""
+        if channel not in self._channels or self._closed:
+            return
+        item = parse_event(channel, payload)
+        if item.event_type == "invalid":
+            self._invalid += 1
+        else:
+            self._events += 1
+        self._last_event_at = datetime.now(UTC)
+        if len(self._buffer) >= self.buffer_size:
+            self._dropped += 1
+            return
+        self._buffer.append(item)
+        self._ready.set()
+
+    def disconnect(self, down_seconds: float = 1.0, reason: str = "simulated disconnect") -> None:
+        """Simulate a dropped and restored connection: yields a ListenerReconnected marker."""
+        self._reconnects += 1
+        self._buffer.append(ListenerReconnected(at=datetime.now(UTC), reason=reason, down_seconds=down_seconds))
+        self._ready.set()
+
+    def __aiter__(self) -> FakeListener:
+        return self
+
+    async def __anext__(self) -> ListenerItem:
+        item = await self.next_event()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    async def next_event(self, timeout: float | None = None) -> ListenerItem | None:
+        """The next item; None on timeout or once closed/ended and drained."""
+        while True:
+            if self._buffer:
+                return self._buffer.popleft()
+            if self.closed:
+                return None
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                return None
+
+    async def self_check(self, timeout: float = 5.0) -> SelfCheckResult:
+        """Always succeeds: the fake delivers everything."""
+        return SelfCheckResult(True, "fake", 0.0, "in-memory fake")
+
+    @property
+    def stats(self) -> ListenerStats:
+        """Counters, as the real listener reports them."""
+        return ListenerStats(
+            self._events,
+            self._invalid,
+            self._reconnects,
+            self._dropped,
+            self._last_event_at,
+            not self._closed,
+            tuple(sorted(self._channels)),
+        )
+
+
+class FakeConsumer:
+    """Yields the visible messages of fake queues as ClaimedMessage; stops when none is left."""
+
+    def __init__(self, fake: FakePgmq, queues: list[str], visibility_timeout: int = 30) -> None:
+        self.fake = fake
+        self.queues = queues
+        self.visibility_timeout = visibility_timeout
+
+    def __aiter__(self) -> FakeConsumer:
+        return self
+
+    async def __anext__(self) -> ClaimedMessage:
+        now = datetime.now(UTC)
+        for name in self.queues:
+            queue = self.fake.queue(name)
+            for stored in sorted(queue.messages.values(), key=lambda s: s.msg_id):
+                if stored.vt <= now:
+                    stored.vt = now + timedelta(seconds=self.visibility_timeout)
+                    stored.read_ct += 1
+                    return ClaimedMessage(
+                        queue.name,
+                        stored.msg_id,
+                        stored.read_ct,
+                        stored.enqueued_at,
+                        stored.vt,
+                        stored.message,
+                        stored.headers,
+                        self.fake,
+                    )
+        raise StopAsyncIteration
