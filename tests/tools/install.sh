@@ -29,6 +29,9 @@ SQLX_VERSION=0.8.6             # crates.io sqlx-cli
 SUPABASE_VERSION=3.1.0         # npm supabase (+ @supabase/cli-<platform> binary package)
 
 ALL_TOOLS=(flyway liquibase dbmate goose golang-migrate sqlx supabase)
+# Recipe revision per tool: bump when the way a tool is installed or wrapped
+# changes without a version change, so that existing caches re-install it.
+declare -A RECIPE_REV=([flyway]=2 [liquibase]=1 [dbmate]=1 [goose]=1 [golang-migrate]=1 [sqlx]=1 [supabase]=1)
 
 CACHE="${PGMQ_CODEGEN_TOOLS:-$HOME/.cache/pgmq-codegen/tools}"
 BIN="$CACHE/bin"
@@ -142,6 +145,24 @@ check_golang-migrate() { out_has "^$MIGRATE_VERSION\$" "$BIN/migrate" -version &
 check_sqlx()      { out_has "^sqlx-cli $SQLX_VERSION\$" "$BIN/sqlx" --version && echo "$SQLX_VERSION"; }
 check_supabase()  { out_has "^$SUPABASE_VERSION\$" "$BIN/supabase" --version && echo "$SUPABASE_VERSION"; }
 
+# versioned install dir (under $CACHE) of each tool
+tool_dir() {
+  case $1 in
+    flyway) echo "flyway-$FLYWAY_VERSION" ;;          liquibase) echo "liquibase-$LIQUIBASE_VERSION" ;;
+    dbmate) echo "dbmate-$DBMATE_VERSION" ;;          goose) echo "goose-$GOOSE_VERSION" ;;
+    golang-migrate) echo "golang-migrate-$MIGRATE_VERSION" ;;
+    sqlx) echo "sqlx-cli-$SQLX_VERSION" ;;            supabase) echo "supabase-$SUPABASE_VERSION" ;;
+  esac
+}
+rev_file() { echo "$CACHE/$(tool_dir "$1")/.pgmq-codegen-rev"; }
+# present = version check passes and the install recipe revision is current
+check_present() {
+  local rev
+  rev=$(cat "$(rev_file "$1")" 2>/dev/null || echo 1)
+  [[ "$rev" == "${RECIPE_REV[$1]}" ]] || return 1
+  "check_$1"
+}
+
 # Each install_* runs in a subshell with output to the tool's log; on failure
 # the last line it printed to fd 3 (or of the log) becomes the reason.
 
@@ -153,7 +174,7 @@ install_flyway() {
   # flyway-commandline's own pom drags in every database driver (and, for
   # 12.x/13.x, modules that are not on Maven Central): take only its jar and
   # add flyway-core + the PostgreSQL database support + JDBC driver by hand.
-  maven_copy "$CACHE/$name.tmp" "$CACHE/$name.tmp/lib" <<EOF || { echo "maven could not resolve flyway $FLYWAY_VERSION (see log)" >&3; return 1; }
+  maven_copy "$CACHE/$name.tmp" "$CACHE/$name.tmp/lib" <<EOF || { echo "maven could not resolve flyway $FLYWAY_VERSION" >&3; return 1; }
   <dependencyManagement><dependencies>
     <dependency><groupId>org.flywaydb</groupId><artifactId>flyway-parent</artifactId><version>$FLYWAY_VERSION</version><type>pom</type><scope>import</scope></dependency>
   </dependencies></dependencyManagement>
@@ -169,7 +190,9 @@ install_flyway() {
     <dependency><groupId>tools.jackson.dataformat</groupId><artifactId>jackson-dataformat-toml</artifactId></dependency>
   </dependencies>
 EOF
-  write_java_wrapper "$CACHE/$name.tmp/flyway" org.flywaydb.commandline.Main
+  # -skipCheckForUpdate: otherwise every run first calls home over HTTPS (+2s here)
+  write_java_wrapper "$CACHE/$name.tmp/flyway" org.flywaydb.commandline.Main \
+'[ "${PGMQ_CODEGEN_FLYWAY_UPDATE_CHECK:-0}" = 1 ] || set -- -skipCheckForUpdate "$@"'
   commit_dir "$name"
   link_bin flyway "$name/flyway"
 }
@@ -179,7 +202,7 @@ install_liquibase() {
   need_java17 >&3 || return 1
   need_mvn >&3 || return 1
   rm -rf "$CACHE/$name.tmp"
-  maven_copy "$CACHE/$name.tmp" "$CACHE/$name.tmp/lib" <<EOF || { echo "maven could not resolve liquibase $LIQUIBASE_VERSION (see log)" >&3; return 1; }
+  maven_copy "$CACHE/$name.tmp" "$CACHE/$name.tmp/lib" <<EOF || { echo "maven could not resolve liquibase $LIQUIBASE_VERSION" >&3; return 1; }
   <dependencies>
     <dependency><groupId>org.liquibase</groupId><artifactId>liquibase-core</artifactId><version>$LIQUIBASE_VERSION</version></dependency>
     <dependency><groupId>info.picocli</groupId><artifactId>picocli</artifactId><version>$PICOCLI_VERSION</version></dependency>
@@ -201,7 +224,7 @@ npm_install() {  # npm_install <dir> <pkg@version>
   # platform-specific optionalDependencies from the npm registry itself.
   npm install --prefix "$1" --no-audit --no-fund --no-update-notifier --ignore-scripts \
     --include=optional --loglevel=warn "$2" \
-    || { echo "npm install $2 failed (see log)" >&3; return 1; }
+    || { echo "npm install $2 failed" >&3; return 1; }
 }
 
 install_dbmate() {
@@ -238,7 +261,7 @@ go_install() {  # go_install <dir> <tags> <ldflags> <pkg@version>
   go=$(find_go) || { echo "go not found (PATH or /usr/local/go/bin)" >&3; return 1; }
   rm -rf "$1"; mkdir -p "$1/bin"
   GOBIN="$1/bin" GOFLAGS="${GOFLAGS:-} -trimpath" "$go" install -tags "$2" -ldflags "$3" "$4" \
-    || { echo "go install $4 failed with $("$go" env GOVERSION) (see log)" >&3; return 1; }
+    || { echo "go install $4 failed with $("$go" env GOVERSION)" >&3; return 1; }
 }
 
 install_goose() {
@@ -267,7 +290,7 @@ install_sqlx() {
   # target dir kept in the cache so that a forced re-install reuses the build
   CARGO_TARGET_DIR="$CACHE/cargo-target" "$cargo" install sqlx-cli --version "$SQLX_VERSION" \
     --no-default-features --features postgres,rustls --locked --root "$CACHE/$name.tmp" \
-    || { echo "cargo install sqlx-cli $SQLX_VERSION failed with $("$cargo" --version) (see log)" >&3; return 1; }
+    || { echo "cargo install sqlx-cli $SQLX_VERSION failed with $("$cargo" --version)" >&3; return 1; }
   commit_dir "$name"
   link_bin sqlx "$name/bin/sqlx"
   link_bin cargo-sqlx "$name/bin/cargo-sqlx"
@@ -278,8 +301,9 @@ declare -A RESULT
 one_line() { tr '\n\r\t' '   ' | sed -e 's/  */ /g' -e 's/^ //' -e 's/ $//' | cut -c1-300; }
 
 run_tool() {
-  local tool=$1 log="$LOGS/$1.log" version reason start elapsed rc
-  if [[ $FORCE == 0 ]] && version=$("check_$tool" 2>/dev/null) && [[ -n "$version" ]]; then
+  local tool=$1 log="$LOGS/$1.log" version reason last start elapsed rc
+  version=$(cat "$PRECHECK/$tool" 2>/dev/null || true)
+  if [[ $FORCE == 0 && -n "$version" ]]; then
     printf '%-15s already present (%s)\n' "$tool" "$version"
     RESULT[$tool]="$tool ok $version"
     return 0
@@ -298,6 +322,7 @@ run_tool() {
   elapsed=$(( $(date +%s) - start ))
   if [[ $rc == 0 ]]; then
     if version=$("check_$tool" 2>>"$log") && [[ -n "$version" ]]; then
+      echo "${RECIPE_REV[$tool]}" > "$(rev_file "$tool")"
       printf '%-15s done in %ss (%s)\n' "$tool" "$elapsed" "$version"
       RESULT[$tool]="$tool ok $version"
       rm -f "$log.reason"
@@ -306,16 +331,29 @@ run_tool() {
     reason="installed but the version check failed (wanted the pinned version; see $log)"
   else
     reason=$(tail -n1 "$log.reason" 2>/dev/null | one_line)
-    [[ -n "$reason" ]] || reason="exit $rc: $(grep -v '^\s*$' "$log" | tail -n1 | one_line)"
-    reason="$reason; log: $log"
+    last=$(grep -v '^[[:space:]]*$' "$log" | tail -n1 | one_line)
+    if [[ -z "$reason" ]]; then reason="exit $rc: $last"
+    elif [[ -n "$last" ]]; then reason="$reason; last output: $last"; fi
+    reason="$(one_line <<<"$reason"); log: $log"
   fi
   rm -f "$log.reason"
+  rm -rf "$CACHE"/*.tmp
   echo "TOOL-INSTALL-FAILED: $tool: $reason (after ${elapsed}s)"
   RESULT[$tool]="$tool failed $reason"
 }
 
 echo "pgmq-codegen tools -> $CACHE"
 total_start=$(date +%s)
+# Fast path: run the version checks of what is already there in parallel (the
+# JVM and supabase CLIs take 1-2 s each to start).
+PRECHECK=$(mktemp -d)
+trap 'rm -rf "$PRECHECK"' EXIT
+if [[ $FORCE == 0 ]]; then
+  for tool in "${SELECTED[@]}"; do
+    ( check_present "$tool" > "$PRECHECK/$tool" 2>/dev/null || rm -f "$PRECHECK/$tool" ) &
+  done
+  wait
+fi
 for tool in "${SELECTED[@]}"; do
   run_tool "$tool"
 done
