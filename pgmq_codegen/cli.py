@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pgmq_codegen import __version__, commands, formats
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
@@ -58,9 +59,9 @@ def _fail(exc: BaseException, code: int = EXIT_ERROR) -> NoReturn:
         where = f" ({exc.source})" if exc.source else ""
         err.print(f"[bold red]invalid config{where}:[/]")
         for problem in exc.problems:
-            err.print(f"  [red]✗[/] [bold]{problem.key}[/]: {problem.reason}")
+            err.print(f"  [red]✗[/] [bold]{escape(problem.key)}[/]: {escape(problem.reason)}")
     else:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code)
 
 
@@ -178,6 +179,41 @@ def sql(
     text = guarded(lambda: commands.sql_script(cfg, rollback))
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+@app.command("diff")
+def diff(
+    dsn: Annotated[
+        str,
+        typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="libpq DSN or URI of the database to check."),
+    ],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (stable schema, version 1).")] = False,
+    with_sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql",
+            help="Print the SQL that brings the database in line (what a new migration should contain) "
+            "on stdout; the table goes to stderr. With --json, adds it as repair_sql.",
+        ),
+    ] = False,
+) -> None:
+    """Compare a live database with what the config installs: exit 0 in sync, 1 drift, 2 error.
+
+    Reports missing objects, definitions that differ from the rendered SQL (a
+    hand-edited function is caught), stale fingerprints, queues whose messages
+    do not notify, and objects of ours the config no longer asks for. Nothing
+    in the database is changed.
+
+    Example: pgmq-codegen diff --dsn postgresql://app@db/app --sql > V7__pgmq_notify_repair.sql
+    """
+    from pgmq_codegen import diff as diff_mod
+    from pgmq_codegen import diff_output
+
+    cfg = _config(config)
+    report = guarded(lambda: diff_mod.compare(dsn, cfg))
+    diff_output.emit(report, out=out, err=err, as_json=as_json, with_sql=with_sql)
+    raise typer.Exit(EXIT_OK if report.in_sync else EXIT_DRIFT)
 
 
 @app.command()

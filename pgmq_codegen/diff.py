@@ -148,11 +148,13 @@ class DiffReport:
         statements = self.repair_statements()
         if not statements:
             return ""
-        head = "\n".join([
-            f"-- pgmq-codegen {__version__} diff: brings {self.database} in line with the config",
-            f"-- config fingerprint {self.config.fingerprint()}; mode {self.config.mode}; "
-            f"schema {self.config.schema}",
-        ])
+        head = "\n".join(
+            [
+                f"-- pgmq-codegen {__version__} diff: brings {self.database} in line with the config",
+                f"-- config fingerprint {self.config.fingerprint()}; mode {self.config.mode}; "
+                f"schema {self.config.schema}",
+            ]
+        )
         return head + "\n\n" + "\n\n".join(statements) + "\n"
 
     def to_dict(self, *, include_sql: bool = False) -> dict[str, Any]:
@@ -211,7 +213,8 @@ def build_report(config: PgmqNotifyConfig, state: DatabaseState) -> DiffReport:
         database=state.database,
         findings=findings,
         drops_before_install=tuple(_dedupe(checker.drops_before)),
-        drops_after_install=tuple(_dedupe(checker.drops_after)),
+        # Triggers first: a function cannot be dropped while a trigger runs it.
+        drops_after_install=tuple(_dedupe(checker.trigger_drops_after + checker.function_drops_after)),
     )
 
 
@@ -225,7 +228,8 @@ class _Checker:
         self.schema_q = objects.quote_ident(config.schema)
         self.findings: list[Finding] = []
         self.drops_before: list[str] = []
-        self.drops_after: list[str] = []
+        self.trigger_drops_after: list[str] = []
+        self.function_drops_after: list[str] = []
 
     def add(self, kind: FindingKind, object_type: ObjectType, name: str, detail: str) -> None:
         self.findings.append(Finding(kind, object_type, name, detail))
@@ -266,7 +270,7 @@ class _Checker:
         for key, have in actual.items():
             if key not in self.state.expected_functions and self.is_ours(have):
                 self.add("extra", "function", self.function_name(have), self.extra_function_detail(have))
-                self.drops_after.append(f"DROP FUNCTION IF EXISTS {self.schema_q}.{_function_ref(have)};")
+                self.function_drops_after.append(f"DROP FUNCTION IF EXISTS {self.schema_q}.{_function_ref(have)};")
 
     def is_ours(self, fn: FunctionState) -> bool:
         catalogued = any(spec.name == fn.name for spec in objects.FUNCTIONS)
@@ -283,7 +287,9 @@ class _Checker:
         """CREATE OR REPLACE cannot change this function: drop it (and triggers using it) before the install."""
         for trigger in self.state.triggers:
             if (trigger.function_schema, trigger.function_name, trigger.function_arg_types) == (
-                self.config.schema, fn.name, fn.arg_types,
+                self.config.schema,
+                fn.name,
+                fn.arg_types,
             ):
                 self.drops_before.append(_drop_trigger(trigger))
         self.drops_before.append(f"DROP FUNCTION IF EXISTS {self.schema_q}.{_function_ref(fn)};")
@@ -301,9 +307,7 @@ class _Checker:
         if meta is None:
             self.add("missing", "trigger", label, "queue_created is not announced and new queues get no trigger")
         else:
-            self.check_trigger_shape(
-                meta, label, _ROW | _INSERT, "on_queue_created_v1", (), None, report_disabled=True
-            )
+            self.check_trigger_shape(meta, label, _ROW | _INSERT, "on_queue_created_v1", (), None, report_disabled=True)
 
         if self.config.mode in ("trigger", "both"):
             for queue in self.state.queues:
@@ -316,24 +320,30 @@ class _Checker:
         for trigger in self.state.triggers:
             if trigger.key not in expected:
                 self.add("extra", "trigger", _trigger_label(trigger), self.extra_trigger_detail(trigger))
-                self.drops_after.append(_drop_trigger(trigger))
+                self.trigger_drops_after.append(_drop_trigger(trigger))
 
     def check_queue(self, queue: QueueState, trigger: TriggerState | None, message_name: str) -> None:
         if trigger is None:
             self.add(
-                "untriggered_queue", "queue", queue.name,
+                "untriggered_queue",
+                "queue",
+                queue.name,
                 f"table pgmq.{queue.table} has no {message_name} trigger; its messages do not notify",
             )
             return
         label = _trigger_label(trigger)
         if trigger.enabled == "D":
             self.add(
-                "untriggered_queue", "queue", queue.name,
+                "untriggered_queue",
+                "queue",
+                queue.name,
                 f"trigger {label} is disabled (ALTER TABLE ... DISABLE TRIGGER); its messages do not notify",
             )
         elif trigger.enabled == "R":
             self.add(
-                "untriggered_queue", "queue", queue.name,
+                "untriggered_queue",
+                "queue",
+                queue.name,
                 f"trigger {label} is ENABLE REPLICA: it fires only when session_replication_role = replica",
             )
         self.check_trigger_shape(
@@ -389,8 +399,10 @@ class _Checker:
         self.check_comment("trigger", label, trigger.comment)
 
     def extra_trigger_detail(self, trigger: TriggerState) -> str:
-        if trigger.function_schema == self.config.schema and self.config.mode == "wrapper" and (
-            trigger.name == objects.message_trigger_name(self.config)
+        if (
+            trigger.function_schema == self.config.schema
+            and self.config.mode == "wrapper"
+            and (trigger.name == objects.message_trigger_name(self.config))
         ):
             return "mode 'wrapper' puts no trigger on queue tables"
         if trigger.table_schema == "pgmq" and trigger.name == objects.message_trigger_name(self.config):
@@ -454,8 +466,11 @@ def _argument_problems(have: tuple[str, ...], want: tuple[str, ...]) -> list[str
 
 def _describe_type(tgtype: int) -> str:
     timing = "BEFORE" if tgtype & _BEFORE else "INSTEAD OF" if tgtype & _INSTEAD else "AFTER"
-    events = [name for bit, name in ((_INSERT, "INSERT"), (_DELETE, "DELETE"), (_UPDATE, "UPDATE"),
-                                     (_TRUNCATE, "TRUNCATE")) if tgtype & bit]
+    events = [
+        name
+        for bit, name in ((_INSERT, "INSERT"), (_DELETE, "DELETE"), (_UPDATE, "UPDATE"), (_TRUNCATE, "TRUNCATE"))
+        if tgtype & bit
+    ]
     level = "ROW" if tgtype & _ROW else "STATEMENT"
     return f"{timing} {' OR '.join(events) or '(no event)'} FOR EACH {level}"
 
@@ -465,8 +480,10 @@ def _fingerprint_detail(comment: str | None, marker: str) -> str:
     if comment is None:
         return f"has no {render.GENERATOR} comment; expected {marker!r}"
     if match:
-        return f"installed by {render.GENERATOR} {match.group(1)} with fingerprint {match.group(2)}; expected {marker!r}"
-    return f"comment is {_clip(comment)}; expected {marker!r}"
+        return (
+            f"installed by {render.GENERATOR} {match.group(1)} with fingerprint {match.group(2)}; expected {marker!r}"
+        )
+    return f"comment is {_window(comment, 0)}; expected {marker!r}"
 
 
 def _function_ref(fn: FunctionState) -> str:
@@ -482,11 +499,6 @@ def _drop_trigger(trigger: TriggerState) -> str:
         f"DROP TRIGGER IF EXISTS {objects.quote_ident(trigger.name)} "
         f"ON {objects.quote_ident(trigger.table_schema)}.{objects.quote_ident(trigger.table)};"
     )
-
-
-def _clip(text: str, limit: int = 70) -> str:
-    text = text.strip()
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _dedupe(statements: list[str]) -> list[str]:

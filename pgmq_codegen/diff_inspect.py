@@ -128,7 +128,9 @@ def read_state(
         try:
             with conn.transaction(force_rollback=True):
                 conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms")))
-                conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{_STATEMENT_TIMEOUT_MS}ms")))
+                conn.execute(
+                    sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{_STATEMENT_TIMEOUT_MS}ms"))
+                )
                 _require_pgmq(conn, database)
                 schema = _read_schema(conn, config.schema)
                 functions = _read_functions(conn, _OUR_SCHEMA, config.schema)
