@@ -140,6 +140,9 @@ def sql_context(config: PgmqNotifyConfig) -> dict[str, Any]:
         "trigger_mode": config.mode in ("trigger", "both"),
         "wrapper_functions": config.mode in ("wrapper", "both"),
         "function_signatures": [spec.signature(config.schema) for spec in objects.FUNCTIONS],
+        "other_mode_signatures": [
+            spec.signature(config.schema) for spec in objects.FUNCTIONS if config.mode not in spec.modes
+        ],
     }
 
 

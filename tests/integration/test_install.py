@@ -192,3 +192,22 @@ def test_concurrent_claims_of_one_message_have_one_winner(dsn):
 def test_migration_without_pgmq_fails_with_a_clear_message(bare_dsn):
     with pytest.raises(psycopg.errors.RaiseException, match="PGMQ is not installed"):
         install(bare_dsn, PgmqNotifyConfig())
+
+
+@pytest.mark.parametrize(("first", "second"), [("trigger", "wrapper"), ("wrapper", "trigger"), ("both", "wrapper")])
+def test_a_new_install_in_another_mode_replaces_the_old_one(dsn, subscribe, first, second):
+    with _conn(dsn) as conn:
+        conn.execute("SELECT pgmq.create('orders_queue')")
+    install(dsn, PgmqNotifyConfig(mode=first))
+    config = PgmqNotifyConfig(mode=second)
+    install(dsn, config)
+    with _conn(dsn) as conn:
+        functions = {
+            row[0]
+            for row in conn.execute("SELECT proname FROM pg_proc WHERE pronamespace = 'pgmq_notify'::regnamespace")
+        }
+        assert functions == {spec.name for spec in objects.functions_for(config)}
+        sub = subscribe(dsn, [config.global_message_ready_channel()])
+        send = "pgmq.send" if second == "trigger" else '"pgmq_notify".send_with_notify'
+        conn.execute(f"""SELECT {send}('orders_queue', '{{"n": 1}}')""")
+    assert len(sub.drain()) == 1, "announced once, not by both the old and the new mode"

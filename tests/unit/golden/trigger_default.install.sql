@@ -341,3 +341,39 @@ END
 $pgmq_codegen$;
 
 COMMENT ON FUNCTION "pgmq_notify".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb, timestamptz);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, integer);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, timestamptz);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb, integer);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[], timestamptz);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[]);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[]);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], integer);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], timestamptz);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[], integer);

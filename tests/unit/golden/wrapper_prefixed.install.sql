@@ -274,6 +274,30 @@ $pgmq_codegen$;
 
 COMMENT ON FUNCTION "pgmq_notify".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
 
+-- Switching to mode "wrapper": queue triggers of an earlier "trigger"/"both"
+-- install would announce every message a second time.
+DO $pgmq_codegen$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.relname
+        FROM pg_catalog.pg_trigger AS t
+        JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
+        JOIN pg_catalog.pg_namespace AS ns ON ns.oid = c.relnamespace
+        WHERE ns.nspname = 'pgmq' AND t.tgname = 'pgmq_notify_on_insert_v1'
+    LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON pgmq.%I', 'pgmq_notify_on_insert_v1', r.relname);
+    END LOOP;
+END
+$pgmq_codegen$;
+
+-- Not part of mode "wrapper"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".on_message_insert_v1();
+
+-- Not part of mode "wrapper"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".attach_v1(text);
+
 -- The queue's name as pgmq.meta spells it, so events agree with trigger mode
 -- and queue_created whatever case the caller used.
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, headers jsonb, delay timestamptz)
