@@ -74,7 +74,8 @@ def generate_migration(
     )
     files = writer.plan(request)
     refuse_clash(files)
-    directory.mkdir(parents=True, exist_ok=True)
+    for folder in {f.path.parent for f in files}:
+        folder.mkdir(parents=True, exist_ok=True)
     _write_atomically(files)
     return GenerateResult([f.path for f in files], writer.name, report)
 

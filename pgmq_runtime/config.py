@@ -167,6 +167,8 @@ class PgmqNotifyConfig:
             )
         if not self.default_namespace:
             found.append(ConfigProblem("default_namespace", "must not be empty"))
+        elif any(ord(ch) < 32 or ord(ch) == 127 for ch in self.default_namespace):
+            found.append(ConfigProblem("default_namespace", "must not contain control characters such as newlines"))
         elif prefix is None or _PREFIX_RE.match(prefix):
             channel = self._namespace_channel_unshortened(self.default_namespace)
             if len(channel.encode()) > CHANNEL_MAX_BYTES:

@@ -102,3 +102,70 @@ def refuse_clash(files: list[MigrationFile]) -> None:
     clashes = [str(f.path) for f in files if f.path.exists()]
     if clashes:
         raise MigrationLayoutError(f"refusing to overwrite existing file(s): {', '.join(clashes)}")
+
+
+# -- shared by the writers added for issue #4 (alembic, sqlx, dbmate, goose, ...) --
+
+# Versions with fewer digits than this are sequence numbers (0001, 00002), longer
+# ones timestamps (YYYYMMDDHHMM...). sqlx-cli infers the same way from the folder;
+# goose (-s) and golang-migrate (-seq) offer sequences too.
+_TIMESTAMP_MIN_DIGITS = 12
+
+
+def version_prefixes(names: Iterable[str], pattern: str) -> list[str]:
+    """The version text (group 1 of ``pattern``, leading zeros kept) of each matching name."""
+    rx = re.compile(pattern)
+    return [m.group(1) for m in (rx.match(name) for name in names) if m]
+
+
+def next_version(existing: list[str], now: datetime, sequential_ok: bool = True) -> str:
+    """The version for a new migration, ordered after every ``existing`` version.
+
+    A folder numbered in sequence (every version shorter than a timestamp) gets
+    the next number, zero-padded like the widest existing one, when
+    ``sequential_ok``; otherwise a timestamp later than ``now`` and every
+    existing version (see :func:`next_timestamp`).
+    """
+    numbers = [int(v) for v in existing]
+    if sequential_ok and existing and all(len(v) < _TIMESTAMP_MIN_DIGITS for v in existing):
+        width = max(len(v) for v in existing)
+        return str(max(numbers) + 1).zfill(width)
+    return next_timestamp(numbers, now)
+
+
+def refuse_text(files: list[MigrationFile], needle: str, tool: str, why: str) -> None:
+    """Fail if any planned file holds ``needle``, which ``tool`` would rewrite (``why``)."""
+    for f in files:
+        if needle in f.content:
+            raise MigrationLayoutError(
+                f"{f.path.name} would contain {needle!r}, which {tool} {why}; remove {needle!r} from the config values"
+            )
+
+
+def refuse_lines(files: list[MigrationFile], body: list[str], pattern: str, tool: str, why: str) -> None:
+    """Fail if a line of the SQL in ``body`` matches ``pattern``: ``tool`` would read it as its own directive."""
+    rx = re.compile(pattern, re.IGNORECASE)
+    for statement in body:
+        for line in statement.splitlines():
+            if rx.match(line):
+                names = ", ".join(f.path.name for f in files)
+                raise MigrationLayoutError(
+                    f"the SQL for {names} holds the line {line.strip()!r}, which {tool} reads as {why}; "
+                    "remove it from the config values or templates"
+                )
+
+
+# The down part of a migration generated with ``[migration] include_rollback = false``,
+# for tools whose file must hold a down section: rolling back fails loudly instead
+# of recording a rollback that removed nothing.
+NO_ROLLBACK_STATEMENT = """\
+DO $pgmq_codegen$
+BEGIN
+    RAISE EXCEPTION 'pgmq-codegen: generated with include_rollback = false; see "pgmq-codegen sql --rollback"';
+END
+$pgmq_codegen$;"""
+
+
+def rollback_or_refusal(request: MigrationRequest) -> list[str]:
+    """The rollback statements, or one that refuses when the config asked for no rollback."""
+    return request.rollback_statements if request.include_rollback else [NO_ROLLBACK_STATEMENT]
