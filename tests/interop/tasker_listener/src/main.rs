@@ -258,7 +258,12 @@ async fn listen(args: &Args) -> ExitCode {
     }
 
     let config = build_config(args);
-    let pool = match PgPoolOptions::new().max_connections(2).connect(dsn).await {
+    let pool = match PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(dsn)
+        .await
+    {
         Ok(pool) => pool,
         Err(e) => return fatal("connect", e),
     };
