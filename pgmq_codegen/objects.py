@@ -21,9 +21,15 @@ class FunctionSpec:
     name: str
     args: str
     modes: frozenset[str]
+    # Also installed, whatever the mode, when the config coalesces notifications.
+    coalescing: bool = False
 
     def signature(self, schema: str) -> str:
         return f"{quote_ident(schema)}.{self.name}({self.args})"
+
+    def installed_for(self, config: PgmqNotifyConfig) -> bool:
+        """Whether ``config`` installs this function."""
+        return config.mode in self.modes or (self.coalescing and config.coalesce_ms > 0)
 
 
 _ALL = frozenset({"trigger", "wrapper", "both"})
@@ -36,7 +42,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("announce_message_v1", "text, text, text, bigint, timestamptz, jsonb, jsonb, text", _ALL),
     FunctionSpec("announce_batch_v1", "text, text, text, bigint[], timestamptz, text", _ALL),
     FunctionSpec("on_message_insert_v1", "", _TRIGGER),
-    FunctionSpec("attach_v1", "text", _TRIGGER),
+    FunctionSpec("attach_v1", "text", _TRIGGER, coalescing=True),
+    FunctionSpec("coalesce_gate_v1", "text", frozenset(), coalescing=True),
     FunctionSpec("on_queue_created_v1", "", _ALL),
     FunctionSpec("read_specific_batch_v1", "text, bigint[], integer", _ALL),
     FunctionSpec("read_specific_v1", "text, bigint, integer", _ALL),
@@ -64,12 +71,17 @@ def quote_ident(name: str) -> str:
 
 def functions_for(config: PgmqNotifyConfig) -> list[FunctionSpec]:
     """The functions that ``config`` installs."""
-    return [f for f in FUNCTIONS if config.mode in f.modes]
+    return [f for f in FUNCTIONS if f.installed_for(config)]
 
 
 def message_trigger_name(config: PgmqNotifyConfig) -> str:
     """Name of the trigger on each queue table (one per schema, so installs can coexist)."""
     return f"{config.schema}_on_insert{VERSION_SUFFIX}"
+
+
+def coalesce_sequence_prefix() -> str:
+    """Per-queue sequences of coalescing are named this plus the queue's table name."""
+    return "coalesce_"
 
 
 def meta_trigger_name(config: PgmqNotifyConfig) -> str:

@@ -120,6 +120,7 @@ def sql_context(config: PgmqNotifyConfig) -> dict[str, Any]:
         "announce_batch": names["announce_batch_v1"],
         "on_message_insert": names["on_message_insert_v1"],
         "attach": names["attach_v1"],
+        "coalesce_gate": names["coalesce_gate_v1"],
         "on_queue_created": names["on_queue_created_v1"],
         "read_specific_batch": names["read_specific_batch_v1"],
         "read_specific": names["read_specific_v1"],
@@ -141,8 +142,11 @@ def sql_context(config: PgmqNotifyConfig) -> dict[str, Any]:
         "wrapper_functions": config.mode in ("wrapper", "both"),
         "function_signatures": [spec.signature(config.schema) for spec in objects.FUNCTIONS],
         "other_mode_signatures": [
-            spec.signature(config.schema) for spec in objects.FUNCTIONS if config.mode not in spec.modes
+            spec.signature(config.schema) for spec in objects.FUNCTIONS if not spec.installed_for(config)
         ],
+        "coalescing": config.coalesce_ms > 0,
+        "attaching": config.mode in ("trigger", "both") or config.coalesce_ms > 0,
+        "coalesce_prefix": objects.coalesce_sequence_prefix(),
     }
 
 

@@ -29,6 +29,7 @@ MESSAGE_READY = "pgmq_message_ready"
 # A shortened namespace channel ends in "~" and 8 hex digits of the namespace's md5.
 _SHORT_SUFFIX_BYTES = 9
 MIN_PAYLOAD_SIZE = 1024
+MAX_COALESCE_MS = 60_000
 
 Mode = Literal["trigger", "wrapper", "both"]
 IncludePayload = Literal["auto", "never"]
@@ -67,6 +68,7 @@ class PgmqNotifyConfig:
     mode: Mode = "trigger"
     include_payload: IncludePayload = "auto"
     global_channel: bool = True
+    coalesce_ms: int = 0
     migration: MigrationConfig = field(default_factory=MigrationConfig)
 
     # -- loading -----------------------------------------------------------
@@ -179,6 +181,10 @@ class PgmqNotifyConfig:
                         f"{CHANNEL_MAX_BYTES}-byte limit",
                     )
                 )
+        if not 0 <= self.coalesce_ms <= MAX_COALESCE_MS:
+            found.append(ConfigProblem(
+                "coalesce_ms", f"is {self.coalesce_ms}; it must be between 0 (off) and {MAX_COALESCE_MS} milliseconds"
+            ))
         if self.mode not in MODES:
             found.append(ConfigProblem("mode", _choice_reason(self.mode, MODES)))
         if self.include_payload not in INCLUDE_PAYLOAD:
@@ -266,6 +272,7 @@ _TOP_LEVEL: _Spec = {
     "mode": (str, "a string"),
     "include_payload": (str, "a string"),
     "global_channel": (bool, "true or false"),
+    "coalesce_ms": (int, "an integer"),
 }
 _MIGRATION: _Spec = {
     "include_rollback": (bool, "true or false"),

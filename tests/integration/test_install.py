@@ -36,12 +36,15 @@ def _snapshot(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, list[tu
         "triggers": conn.execute(
             "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1, 2"
         ).fetchall(),
+        "sequences": conn.execute(
+            "SELECT oid::regclass::text FROM pg_class WHERE relkind = 'S' AND relnamespace <> 'pgmq'::regnamespace"
+        ).fetchall(),
     }
 
 
-@pytest.mark.parametrize("mode", ["trigger", "wrapper", "both"])
-def test_rollback_leaves_the_database_as_it_was(dsn, subscribe, mode):
-    config = PgmqNotifyConfig(mode=mode, schema="notify_x")
+@pytest.mark.parametrize(("mode", "coalesce_ms"), [("trigger", 0), ("wrapper", 0), ("both", 0), ("trigger", 20)])
+def test_rollback_leaves_the_database_as_it_was(dsn, subscribe, mode, coalesce_ms):
+    config = PgmqNotifyConfig(mode=mode, schema="notify_x", coalesce_ms=coalesce_ms)
     with _conn(dsn) as conn:
         conn.execute("SELECT pgmq.create('early_queue')")
         before = _snapshot(conn)

@@ -72,6 +72,9 @@ def test_a_tasker_pgmq_cli_config_validates_unchanged():
         ),
         ('[migration]\nname_prefix = "bad name"', "migration.name_prefix", "letters, digits"),
         ("migration = 3", "migration", "must be a table"),
+        ("coalesce_ms = -1", "coalesce_ms", "between 0 (off) and 60000"),
+        ("coalesce_ms = 60001", "coalesce_ms", "between 0 (off) and 60000"),
+        ('default_namespace = "a\\nb"', "default_namespace", "control characters"),
     ],
 )
 def test_each_invalid_value_is_named_with_its_reason(text, key, reason):

@@ -16,6 +16,7 @@ CASES = {
     "trigger_default": PgmqNotifyConfig(),
     "wrapper_prefixed": PgmqNotifyConfig(mode="wrapper", channels_prefix="shop.eu", include_metadata=False),
     "both_signal_only": PgmqNotifyConfig(mode="both", include_payload="never", global_channel=False, schema="events"),
+    "wrapper_coalesced": PgmqNotifyConfig(mode="wrapper", coalesce_ms=25),
 }
 
 

@@ -1,5 +1,5 @@
 -- pgmq-codegen 0.1.0: install of PGMQ notifications
--- config fingerprint 81ae6db8cb6c31d8; mode both; schema events
+-- config fingerprint 8b16b8d30b0f7265; mode both; schema events
 -- queue_naming_pattern (?P<namespace>\w+)_queue; channels_prefix (none)
 -- Any role that can connect can LISTEN to these channels and read their payloads;
 -- set include_payload = "never" when the database is shared between tenants.
@@ -15,7 +15,7 @@ $pgmq_codegen$;
 
 CREATE SCHEMA IF NOT EXISTS "events";
 
-COMMENT ON SCHEMA "events" IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON SCHEMA "events" IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 -- Every role that may send to a queue runs these functions from the queue's trigger.
 GRANT USAGE ON SCHEMA "events" TO PUBLIC;
@@ -30,7 +30,7 @@ AS $pgmq_codegen$
     SELECT coalesce(nullif((regexp_match(p_queue_name, '([A-Za-z0-9_]+)_queue'))[1], ''), 'default')
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".extract_namespace_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".extract_namespace_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 -- Channel of one namespace; names over 63 bytes are cut and suffixed with an md5
 -- so that NOTIFY never fails and LISTEN never truncates. Mirrors
@@ -55,7 +55,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".namespace_channel_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".namespace_channel_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 -- One message: its whole content when the complete event fits max_payload_size
 -- bytes, else a signal to fetch it by id. Sizes are octet_length, never length.
@@ -94,7 +94,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 -- Many messages sent together: batch_ready signals, split so that each payload
 -- stays within max_payload_size bytes and every id is carried exactly once.
@@ -153,7 +153,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".announce_batch_v1(text, text, text, bigint ARRAY, timestamptz, text) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".announce_batch_v1(text, text, text, bigint ARRAY, timestamptz, text) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 -- Statement-level trigger on each queue table: one event per statement (or a
 -- few batch_ready events), read from the transition table. Its arguments are
@@ -180,9 +180,9 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".on_message_insert_v1() IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".on_message_insert_v1() IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
--- Puts the message trigger on one queue's table (replacing an older one).
+-- Prepares one queue's table: puts the message trigger on it (replacing an older one).
 CREATE OR REPLACE FUNCTION "events".attach_v1(p_queue_name text)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -203,14 +203,14 @@ BEGIN
         'events_on_insert_v1', v_table, '"events".on_message_insert_v1',
         p_queue_name, v_namespace, "events".namespace_channel_v1(v_namespace)
     );
-    EXECUTE format('COMMENT ON TRIGGER %I ON pgmq.%I IS %L', 'events_on_insert_v1', v_table, 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8');
+    EXECUTE format('COMMENT ON TRIGGER %I ON pgmq.%I IS %L', 'events_on_insert_v1', v_table, 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265');
     RETURN true;
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".attach_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".attach_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
--- On pgmq.meta: announce the new queue and attach the message trigger to its table.
+-- On pgmq.meta: announce the new queue and prepare its table.
 CREATE OR REPLACE FUNCTION "events".on_queue_created_v1()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -229,7 +229,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 DROP TRIGGER IF EXISTS "events_on_queue_created_v1" ON pgmq.meta;
 
@@ -238,9 +238,9 @@ CREATE TRIGGER "events_on_queue_created_v1"
     FOR EACH ROW
     EXECUTE FUNCTION "events".on_queue_created_v1();
 
-COMMENT ON TRIGGER "events_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON TRIGGER "events_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
--- Queues that exist already get their trigger now; later ones get it from pgmq.meta.
+-- Queues that exist already are prepared now; later ones from pgmq.meta.
 DO $pgmq_codegen$
 BEGIN
     PERFORM "events".attach_v1(queue_name) FROM pgmq.meta;
@@ -279,7 +279,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".read_specific_batch_v1(text, bigint ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".read_specific_batch_v1(text, bigint ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 -- Claims one message by id for p_vt seconds; no row if it is gone, delayed or claimed.
 CREATE OR REPLACE FUNCTION "events".read_specific_v1(p_queue_name text, p_msg_id bigint, p_vt integer)
@@ -290,7 +290,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".read_specific_batch_v1(p_queue_name, ARRAY[p_msg_id], p_vt)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".read_specific_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".read_specific_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 -- Deletes one message by id; true if it existed.
 CREATE OR REPLACE FUNCTION "events".delete_specific_v1(p_queue_name text, p_msg_id bigint)
@@ -301,7 +301,7 @@ AS $pgmq_codegen$
     SELECT pgmq.delete(p_queue_name, p_msg_id)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".delete_specific_v1(text, bigint) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".delete_specific_v1(text, bigint) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 -- Pushes a claimed message's visibility timeout p_seconds further out.
 CREATE OR REPLACE FUNCTION "events".extend_vt_v1(p_queue_name text, p_msg_id bigint, p_seconds integer)
@@ -324,7 +324,25 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
+
+-- Coalescing is off: remove the per-queue sequences an earlier install made.
+DO $pgmq_codegen$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.relname FROM pg_catalog.pg_class AS c
+        WHERE c.relkind = 'S' AND c.relnamespace = 'events'::regnamespace
+          AND c.relname LIKE 'coalesce_%'
+    LOOP
+        EXECUTE pg_catalog.format('DROP SEQUENCE IF EXISTS %I.%I', 'events', r.relname);
+    END LOOP;
+END
+$pgmq_codegen$;
+
+-- Not part of mode "both"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "events".coalesce_gate_v1(text);
 
 -- The queue's name as pgmq.meta spells it, so events agree with trigger mode
 -- and queue_created whatever case the caller used.
@@ -339,7 +357,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_with_notify(queue_name text, msg jsonb)
 RETURNS SETOF bigint
@@ -349,7 +367,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_with_notify(queue_name, msg, NULL, clock_timestamp())
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_with_notify(text, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_with_notify(text, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_with_notify(queue_name text, msg jsonb, headers jsonb)
 RETURNS SETOF bigint
@@ -359,7 +377,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_with_notify(queue_name, msg, headers, clock_timestamp())
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_with_notify(queue_name text, msg jsonb, delay integer)
 RETURNS SETOF bigint
@@ -369,7 +387,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_with_notify(queue_name, msg, NULL, clock_timestamp() + make_interval(secs => delay))
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_with_notify(queue_name text, msg jsonb, delay timestamptz)
 RETURNS SETOF bigint
@@ -379,7 +397,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_with_notify(queue_name, msg, NULL, delay)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_with_notify(queue_name text, msg jsonb, headers jsonb, delay integer)
 RETURNS SETOF bigint
@@ -389,7 +407,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_with_notify(queue_name, msg, headers, clock_timestamp() + make_interval(secs => delay))
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_with_notify(text, jsonb, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_batch_with_notify(queue_name text, msgs jsonb[], headers jsonb[], delay timestamptz)
 RETURNS SETOF bigint
@@ -402,7 +420,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_batch_with_notify(queue_name text, msgs jsonb[])
 RETURNS SETOF bigint
@@ -412,7 +430,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_batch_with_notify(queue_name, msgs, NULL, clock_timestamp())
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_batch_with_notify(queue_name text, msgs jsonb[], headers jsonb[])
 RETURNS SETOF bigint
@@ -422,7 +440,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_batch_with_notify(queue_name, msgs, headers, clock_timestamp())
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_batch_with_notify(queue_name text, msgs jsonb[], delay integer)
 RETURNS SETOF bigint
@@ -432,7 +450,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_batch_with_notify(queue_name, msgs, NULL, clock_timestamp() + make_interval(secs => delay))
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_batch_with_notify(queue_name text, msgs jsonb[], delay timestamptz)
 RETURNS SETOF bigint
@@ -442,7 +460,7 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_batch_with_notify(queue_name, msgs, NULL, delay)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';
 
 CREATE OR REPLACE FUNCTION "events".send_batch_with_notify(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
 RETURNS SETOF bigint
@@ -452,4 +470,4 @@ AS $pgmq_codegen$
     SELECT * FROM "events".send_batch_with_notify(queue_name, msgs, headers, clock_timestamp() + make_interval(secs => delay))
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=81ae6db8cb6c31d8';
+COMMENT ON FUNCTION "events".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=8b16b8d30b0f7265';

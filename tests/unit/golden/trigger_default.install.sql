@@ -1,5 +1,5 @@
 -- pgmq-codegen 0.1.0: install of PGMQ notifications
--- config fingerprint 7049a6894411524b; mode trigger; schema pgmq_notify
+-- config fingerprint 6206a729a3523500; mode trigger; schema pgmq_notify
 -- queue_naming_pattern (?P<namespace>\w+)_queue; channels_prefix (none)
 -- Any role that can connect can LISTEN to these channels and read their payloads;
 -- set include_payload = "never" when the database is shared between tenants.
@@ -15,7 +15,7 @@ $pgmq_codegen$;
 
 CREATE SCHEMA IF NOT EXISTS "pgmq_notify";
 
-COMMENT ON SCHEMA "pgmq_notify" IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON SCHEMA "pgmq_notify" IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
 -- Every role that may send to a queue runs these functions from the queue's trigger.
 GRANT USAGE ON SCHEMA "pgmq_notify" TO PUBLIC;
@@ -30,7 +30,7 @@ AS $pgmq_codegen$
     SELECT coalesce(nullif((regexp_match(p_queue_name, '([A-Za-z0-9_]+)_queue'))[1], ''), 'default')
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".extract_namespace_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".extract_namespace_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
 -- Channel of one namespace; names over 63 bytes are cut and suffixed with an md5
 -- so that NOTIFY never fails and LISTEN never truncates. Mirrors
@@ -55,7 +55,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".namespace_channel_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".namespace_channel_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
 -- One message: its whole content when the complete event fits max_payload_size
 -- bytes, else a signal to fetch it by id. Sizes are octet_length, never length.
@@ -109,7 +109,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text) IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
 -- Many messages sent together: batch_ready signals, split so that each payload
 -- stays within max_payload_size bytes and every id is carried exactly once.
@@ -169,7 +169,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARRAY, timestamptz, text) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARRAY, timestamptz, text) IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
 -- Statement-level trigger on each queue table: one event per statement (or a
 -- few batch_ready events), read from the transition table. Its arguments are
@@ -196,9 +196,9 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".on_message_insert_v1() IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".on_message_insert_v1() IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
--- Puts the message trigger on one queue's table (replacing an older one).
+-- Prepares one queue's table: puts the message trigger on it (replacing an older one).
 CREATE OR REPLACE FUNCTION "pgmq_notify".attach_v1(p_queue_name text)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -219,14 +219,14 @@ BEGIN
         'pgmq_notify_on_insert_v1', v_table, '"pgmq_notify".on_message_insert_v1',
         p_queue_name, v_namespace, "pgmq_notify".namespace_channel_v1(v_namespace)
     );
-    EXECUTE format('COMMENT ON TRIGGER %I ON pgmq.%I IS %L', 'pgmq_notify_on_insert_v1', v_table, 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b');
+    EXECUTE format('COMMENT ON TRIGGER %I ON pgmq.%I IS %L', 'pgmq_notify_on_insert_v1', v_table, 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500');
     RETURN true;
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".attach_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".attach_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
--- On pgmq.meta: announce the new queue and attach the message trigger to its table.
+-- On pgmq.meta: announce the new queue and prepare its table.
 CREATE OR REPLACE FUNCTION "pgmq_notify".on_queue_created_v1()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -245,7 +245,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
 DROP TRIGGER IF EXISTS "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
 
@@ -254,9 +254,9 @@ CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
     FOR EACH ROW
     EXECUTE FUNCTION "pgmq_notify".on_queue_created_v1();
 
-COMMENT ON TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
--- Queues that exist already get their trigger now; later ones get it from pgmq.meta.
+-- Queues that exist already are prepared now; later ones from pgmq.meta.
 DO $pgmq_codegen$
 BEGIN
     PERFORM "pgmq_notify".attach_v1(queue_name) FROM pgmq.meta;
@@ -295,7 +295,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".read_specific_batch_v1(text, bigint ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".read_specific_batch_v1(text, bigint ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
 -- Claims one message by id for p_vt seconds; no row if it is gone, delayed or claimed.
 CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_v1(p_queue_name text, p_msg_id bigint, p_vt integer)
@@ -306,7 +306,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".read_specific_batch_v1(p_queue_name, ARRAY[p_msg_id], p_vt)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".read_specific_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".read_specific_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
 -- Deletes one message by id; true if it existed.
 CREATE OR REPLACE FUNCTION "pgmq_notify".delete_specific_v1(p_queue_name text, p_msg_id bigint)
@@ -317,7 +317,7 @@ AS $pgmq_codegen$
     SELECT pgmq.delete(p_queue_name, p_msg_id)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".delete_specific_v1(text, bigint) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".delete_specific_v1(text, bigint) IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
 -- Pushes a claimed message's visibility timeout p_seconds further out.
 CREATE OR REPLACE FUNCTION "pgmq_notify".extend_vt_v1(p_queue_name text, p_msg_id bigint, p_seconds integer)
@@ -340,7 +340,25 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=7049a6894411524b';
+COMMENT ON FUNCTION "pgmq_notify".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
+
+-- Coalescing is off: remove the per-queue sequences an earlier install made.
+DO $pgmq_codegen$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.relname FROM pg_catalog.pg_class AS c
+        WHERE c.relkind = 'S' AND c.relnamespace = 'pgmq_notify'::regnamespace
+          AND c.relname LIKE 'coalesce_%'
+    LOOP
+        EXECUTE pg_catalog.format('DROP SEQUENCE IF EXISTS %I.%I', 'pgmq_notify', r.relname);
+    END LOOP;
+END
+$pgmq_codegen$;
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".coalesce_gate_v1(text);
 
 -- Not part of mode "trigger"; left by an install in another mode.
 DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb, timestamptz);

@@ -1,5 +1,5 @@
 -- pgmq-codegen 0.1.0: install of PGMQ notifications
--- config fingerprint 177451fc90190c52; mode wrapper; schema pgmq_notify
+-- config fingerprint 3bc18ceb3be8dfff; mode wrapper; schema pgmq_notify
 -- queue_naming_pattern (?P<namespace>\w+)_queue; channels_prefix shop.eu
 -- Any role that can connect can LISTEN to these channels and read their payloads;
 -- set include_payload = "never" when the database is shared between tenants.
@@ -15,7 +15,7 @@ $pgmq_codegen$;
 
 CREATE SCHEMA IF NOT EXISTS "pgmq_notify";
 
-COMMENT ON SCHEMA "pgmq_notify" IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON SCHEMA "pgmq_notify" IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- Every role that may send to a queue runs these functions from the queue's trigger.
 GRANT USAGE ON SCHEMA "pgmq_notify" TO PUBLIC;
@@ -30,7 +30,7 @@ AS $pgmq_codegen$
     SELECT coalesce(nullif((regexp_match(p_queue_name, '([A-Za-z0-9_]+)_queue'))[1], ''), 'default')
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".extract_namespace_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".extract_namespace_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- Channel of one namespace; names over 63 bytes are cut and suffixed with an md5
 -- so that NOTIFY never fails and LISTEN never truncates. Mirrors
@@ -55,7 +55,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".namespace_channel_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".namespace_channel_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- One message: its whole content when the complete event fits max_payload_size
 -- bytes, else a signal to fetch it by id. Sizes are octet_length, never length.
@@ -107,7 +107,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- Many messages sent together: batch_ready signals, split so that each payload
 -- stays within max_payload_size bytes and every id is carried exactly once.
@@ -165,7 +165,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARRAY, timestamptz, text) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARRAY, timestamptz, text) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- On pgmq.meta: announce the new queue.
 CREATE OR REPLACE FUNCTION "pgmq_notify".on_queue_created_v1()
@@ -184,7 +184,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 DROP TRIGGER IF EXISTS "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
 
@@ -193,7 +193,7 @@ CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
     FOR EACH ROW
     EXECUTE FUNCTION "pgmq_notify".on_queue_created_v1();
 
-COMMENT ON TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- Claims the given messages of a queue that are visible now, for p_vt seconds.
 -- A message that is gone, delayed or claimed by someone else is not returned:
@@ -227,7 +227,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".read_specific_batch_v1(text, bigint ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".read_specific_batch_v1(text, bigint ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- Claims one message by id for p_vt seconds; no row if it is gone, delayed or claimed.
 CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_v1(p_queue_name text, p_msg_id bigint, p_vt integer)
@@ -238,7 +238,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".read_specific_batch_v1(p_queue_name, ARRAY[p_msg_id], p_vt)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".read_specific_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".read_specific_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- Deletes one message by id; true if it existed.
 CREATE OR REPLACE FUNCTION "pgmq_notify".delete_specific_v1(p_queue_name text, p_msg_id bigint)
@@ -249,7 +249,7 @@ AS $pgmq_codegen$
     SELECT pgmq.delete(p_queue_name, p_msg_id)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".delete_specific_v1(text, bigint) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".delete_specific_v1(text, bigint) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- Pushes a claimed message's visibility timeout p_seconds further out.
 CREATE OR REPLACE FUNCTION "pgmq_notify".extend_vt_v1(p_queue_name text, p_msg_id bigint, p_seconds integer)
@@ -272,7 +272,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 -- Switching to mode "wrapper": queue triggers of an earlier "trigger"/"both"
 -- install would announce every message a second time.
@@ -292,11 +292,29 @@ BEGIN
 END
 $pgmq_codegen$;
 
+-- Coalescing is off: remove the per-queue sequences an earlier install made.
+DO $pgmq_codegen$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.relname FROM pg_catalog.pg_class AS c
+        WHERE c.relkind = 'S' AND c.relnamespace = 'pgmq_notify'::regnamespace
+          AND c.relname LIKE 'coalesce_%'
+    LOOP
+        EXECUTE pg_catalog.format('DROP SEQUENCE IF EXISTS %I.%I', 'pgmq_notify', r.relname);
+    END LOOP;
+END
+$pgmq_codegen$;
+
 -- Not part of mode "wrapper"; left by an install in another mode.
 DROP FUNCTION IF EXISTS "pgmq_notify".on_message_insert_v1();
 
 -- Not part of mode "wrapper"; left by an install in another mode.
 DROP FUNCTION IF EXISTS "pgmq_notify".attach_v1(text);
+
+-- Not part of mode "wrapper"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".coalesce_gate_v1(text);
 
 -- The queue's name as pgmq.meta spells it, so events agree with trigger mode
 -- and queue_created whatever case the caller used.
@@ -325,7 +343,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb)
 RETURNS SETOF bigint
@@ -335,7 +353,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, NULL, clock_timestamp())
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, headers jsonb)
 RETURNS SETOF bigint
@@ -345,7 +363,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, headers, clock_timestamp())
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, delay integer)
 RETURNS SETOF bigint
@@ -355,7 +373,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, NULL, clock_timestamp() + make_interval(secs => delay))
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, delay timestamptz)
 RETURNS SETOF bigint
@@ -365,7 +383,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, NULL, delay)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, headers jsonb, delay integer)
 RETURNS SETOF bigint
@@ -375,7 +393,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, headers, clock_timestamp() + make_interval(secs => delay))
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], headers jsonb[], delay timestamptz)
 RETURNS SETOF bigint
@@ -407,7 +425,7 @@ BEGIN
 END
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[])
 RETURNS SETOF bigint
@@ -417,7 +435,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, NULL, clock_timestamp())
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], headers jsonb[])
 RETURNS SETOF bigint
@@ -427,7 +445,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, headers, clock_timestamp())
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], delay integer)
 RETURNS SETOF bigint
@@ -437,7 +455,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, NULL, clock_timestamp() + make_interval(secs => delay))
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], delay timestamptz)
 RETURNS SETOF bigint
@@ -447,7 +465,7 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, NULL, delay)
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
 RETURNS SETOF bigint
@@ -457,4 +475,4 @@ AS $pgmq_codegen$
     SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, headers, clock_timestamp() + make_interval(secs => delay))
 $pgmq_codegen$;
 
-COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=177451fc90190c52';
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';

@@ -1,5 +1,5 @@
 -- pgmq-codegen 0.1.0: rollback of PGMQ notifications
--- config fingerprint 177451fc90190c52; mode wrapper; schema pgmq_notify
+-- config fingerprint 3bc18ceb3be8dfff; mode wrapper; schema pgmq_notify
 -- queue_naming_pattern (?P<namespace>\w+)_queue; channels_prefix shop.eu
 -- Any role that can connect can LISTEN to these channels and read their payloads;
 -- set include_payload = "never" when the database is shared between tenants.
@@ -41,6 +41,8 @@ DROP FUNCTION IF EXISTS "pgmq_notify".on_message_insert_v1();
 
 DROP FUNCTION IF EXISTS "pgmq_notify".attach_v1(text);
 
+DROP FUNCTION IF EXISTS "pgmq_notify".coalesce_gate_v1(text);
+
 DROP FUNCTION IF EXISTS "pgmq_notify".on_queue_created_v1();
 
 DROP FUNCTION IF EXISTS "pgmq_notify".read_specific_batch_v1(text, bigint[], integer);
@@ -74,5 +76,20 @@ DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], inte
 DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], timestamptz);
 
 DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[], integer);
+
+-- Sequences that coalescing keeps per queue.
+DO $pgmq_codegen$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.relname FROM pg_catalog.pg_class AS c
+        JOIN pg_catalog.pg_namespace AS ns ON ns.oid = c.relnamespace
+        WHERE c.relkind = 'S' AND ns.nspname = 'pgmq_notify'
+    LOOP
+        EXECUTE pg_catalog.format('DROP SEQUENCE IF EXISTS %I.%I', 'pgmq_notify', r.relname);
+    END LOOP;
+END
+$pgmq_codegen$;
 
 DROP SCHEMA IF EXISTS "pgmq_notify";

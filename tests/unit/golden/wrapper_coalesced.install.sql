@@ -1,0 +1,518 @@
+-- pgmq-codegen 0.1.0: install of PGMQ notifications
+-- config fingerprint d6a5cb2e5455a813; mode wrapper; schema pgmq_notify
+-- queue_naming_pattern (?P<namespace>\w+)_queue; channels_prefix (none)
+-- Any role that can connect can LISTEN to these channels and read their payloads;
+-- set include_payload = "never" when the database is shared between tenants.
+
+-- Fail early, with a readable message, when PGMQ is missing.
+DO $pgmq_codegen$
+BEGIN
+    IF pg_catalog.to_regclass('pgmq.meta') IS NULL THEN
+        RAISE EXCEPTION 'pgmq-codegen: PGMQ is not installed in this database (pgmq.meta not found); install PGMQ first';
+    END IF;
+END
+$pgmq_codegen$;
+
+CREATE SCHEMA IF NOT EXISTS "pgmq_notify";
+
+COMMENT ON SCHEMA "pgmq_notify" IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Every role that may send to a queue runs these functions from the queue's trigger.
+GRANT USAGE ON SCHEMA "pgmq_notify" TO PUBLIC;
+
+-- Namespace of a queue name; mirrors PgmqNotifyConfig.extract_namespace.
+CREATE OR REPLACE FUNCTION "pgmq_notify".extract_namespace_v1(p_queue_name text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT coalesce(nullif((regexp_match(p_queue_name, '([A-Za-z0-9_]+)_queue'))[1], ''), 'default')
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".extract_namespace_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Channel of one namespace; names over 63 bytes are cut and suffixed with an md5
+-- so that NOTIFY never fails and LISTEN never truncates. Mirrors
+-- PgmqNotifyConfig.message_ready_channel.
+CREATE OR REPLACE FUNCTION "pgmq_notify".namespace_channel_v1(p_namespace text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_base constant text := 'pgmq_message_ready.';
+    v_cut text := p_namespace;
+BEGIN
+    IF octet_length(v_base || p_namespace) <= 63 THEN
+        RETURN v_base || p_namespace;
+    END IF;
+    WHILE octet_length(v_cut) > 63 - octet_length(v_base) - 9 LOOP
+        v_cut := left(v_cut, -1);
+    END LOOP;
+    RETURN v_base || v_cut || '~' || left(md5(p_namespace), 8);
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".namespace_channel_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Coalescing: at most one notification per queue per 25 ms window.
+-- The first send of a window notifies and records the window in the queue's
+-- sequence; later sends of that window stay silent, and a consumer that wakes
+-- re-reads the queue until it is quiet, so their messages are found too.
+CREATE OR REPLACE FUNCTION "pgmq_notify".coalesce_gate_v1(p_queue_name text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_sequence constant text := format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(p_queue_name, 'q'));
+    v_window constant bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint / 25;
+    v_last bigint;
+BEGIN
+    IF to_regclass(v_sequence) IS NULL THEN
+        RETURN true;
+    END IF;
+    EXECUTE 'SELECT last_value FROM ' || v_sequence INTO v_last;
+    IF v_last >= v_window THEN
+        RETURN false;
+    END IF;
+    PERFORM setval(v_sequence::regclass, v_window);
+    RETURN true;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".coalesce_gate_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- One message: its whole content when the complete event fits max_payload_size
+-- bytes, else a signal to fetch it by id. Sizes are octet_length, never length.
+CREATE OR REPLACE FUNCTION "pgmq_notify".announce_message_v1(
+    p_queue_name text,
+    p_namespace text,
+    p_channel text,
+    p_msg_id bigint,
+    p_vt timestamptz,
+    p_message jsonb,
+    p_headers jsonb,
+    p_source text
+)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_ready_at constant text := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay constant integer := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+    v_payload text;
+BEGIN
+    IF NOT "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
+        RETURN;
+    END IF;
+    IF v_payload IS NULL THEN
+        v_payload := json_build_object(
+            'event_type', 'message_ready',
+            'msg_id', p_msg_id,
+            'queue_name', p_queue_name,
+            'namespace', p_namespace,
+            'ready_at', v_ready_at,
+            'delay_seconds', v_delay,
+            'payload_omitted', true,
+            'coalesced', true,
+            'metadata', json_build_object('source', p_source)
+        )::text;
+    END IF;
+    PERFORM pg_notify(p_channel, v_payload);
+    PERFORM pg_notify('pgmq_message_ready', v_payload);
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Many messages sent together: batch_ready signals, split so that each payload
+-- stays within max_payload_size bytes and every id is carried exactly once.
+CREATE OR REPLACE FUNCTION "pgmq_notify".announce_batch_v1(
+    p_queue_name text,
+    p_namespace text,
+    p_channel text,
+    p_msg_ids bigint[],
+    p_vt timestamptz,
+    p_source text
+)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_ready_at constant text := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay constant integer := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+    v_budget integer;
+    v_payload text;
+    r record;
+BEGIN
+    IF NOT "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
+        RETURN;
+    END IF;
+    -- Bytes left for ids: the limit, less the event without ids, less room for
+    -- message_count's digits (10) and for the one id a chunk may overshoot by (21).
+    v_budget := 7800 - 31 - octet_length(json_build_object(
+        'event_type', 'batch_ready',
+        'msg_ids', '[]'::json,
+        'queue_name', p_queue_name,
+        'namespace', p_namespace,
+        'message_count', 0,
+        'ready_at', v_ready_at,
+        'delay_seconds', v_delay,
+        'coalesced', true,
+        'metadata', json_build_object('source', p_source)
+    )::text);
+    FOR r IN
+        SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+        FROM (
+            SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
+            FROM unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
+        ) AS numbered
+        GROUP BY (cum - 1) / v_budget
+        ORDER BY (cum - 1) / v_budget
+    LOOP
+        v_payload := json_build_object(
+            'event_type', 'batch_ready',
+            'msg_ids', to_json(r.ids),
+            'queue_name', p_queue_name,
+            'namespace', p_namespace,
+            'message_count', r.n,
+            'ready_at', v_ready_at,
+            'delay_seconds', v_delay,
+            'coalesced', true,
+            'metadata', json_build_object('source', p_source)
+        )::text;
+        PERFORM pg_notify(p_channel, v_payload);
+        PERFORM pg_notify('pgmq_message_ready', v_payload);
+    END LOOP;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARRAY, timestamptz, text) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Prepares one queue's table; creates the sequence that coalescing keeps its last notified window in.
+CREATE OR REPLACE FUNCTION "pgmq_notify".attach_v1(p_queue_name text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_table constant text := pgmq.format_table_name(p_queue_name, 'q');
+    v_namespace constant text := "pgmq_notify".extract_namespace_v1(p_queue_name);
+BEGIN
+    IF to_regclass(format('pgmq.%I', v_table)) IS NULL THEN
+        RAISE WARNING 'pgmq-codegen: table pgmq.% of queue % not found; its messages will not notify', v_table, p_queue_name;
+        RETURN false;
+    END IF;
+    -- A sequence, not a row: reading and setval take no lock held to commit,
+    -- so concurrent producers never queue behind one another.
+    EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I.%I MINVALUE 0 START WITH 0',
+                   'pgmq_notify', 'coalesce_' || v_table);
+    EXECUTE format('GRANT SELECT, UPDATE ON SEQUENCE %I.%I TO PUBLIC', 'pgmq_notify', 'coalesce_' || v_table);
+    RETURN true;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".attach_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- On pgmq.meta: announce the new queue and prepare its table.
+CREATE OR REPLACE FUNCTION "pgmq_notify".on_queue_created_v1()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+BEGIN
+    PERFORM pg_notify('pgmq_queue_created', json_build_object(
+        'event_type', 'queue_created',
+        'queue_name', NEW.queue_name,
+        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'metadata', json_build_object('source', 'trigger')
+    )::text);
+    PERFORM "pgmq_notify".attach_v1(NEW.queue_name);
+    RETURN NULL;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+DROP TRIGGER IF EXISTS "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
+
+CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
+    AFTER INSERT ON pgmq.meta
+    FOR EACH ROW
+    EXECUTE FUNCTION "pgmq_notify".on_queue_created_v1();
+
+COMMENT ON TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Queues that exist already are prepared now; later ones from pgmq.meta.
+DO $pgmq_codegen$
+BEGIN
+    PERFORM "pgmq_notify".attach_v1(queue_name) FROM pgmq.meta;
+END
+$pgmq_codegen$;
+
+-- Claims the given messages of a queue that are visible now, for p_vt seconds.
+-- A message that is gone, delayed or claimed by someone else is not returned:
+-- at most one caller claims a message.
+CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_batch_v1(p_queue_name text, p_msg_ids bigint[], p_vt integer)
+RETURNS SETOF pgmq.message_record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_table constant text := pgmq.format_table_name(p_queue_name, 'q');
+BEGIN
+    RETURN QUERY EXECUTE format(
+        $query$
+        WITH claimable AS (
+            SELECT msg_id FROM pgmq.%I
+            WHERE msg_id = ANY($1) AND vt <= clock_timestamp()
+            ORDER BY msg_id
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE pgmq.%I AS q
+        SET vt = clock_timestamp() + make_interval(secs => $2),
+            read_ct = q.read_ct + 1,
+            last_read_at = clock_timestamp()
+        FROM claimable
+        WHERE q.msg_id = claimable.msg_id
+        RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.last_read_at, q.vt, q.message, q.headers
+        $query$,
+        v_table, v_table
+    ) USING p_msg_ids, p_vt;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".read_specific_batch_v1(text, bigint ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Claims one message by id for p_vt seconds; no row if it is gone, delayed or claimed.
+CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_v1(p_queue_name text, p_msg_id bigint, p_vt integer)
+RETURNS SETOF pgmq.message_record
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".read_specific_batch_v1(p_queue_name, ARRAY[p_msg_id], p_vt)
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".read_specific_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Deletes one message by id; true if it existed.
+CREATE OR REPLACE FUNCTION "pgmq_notify".delete_specific_v1(p_queue_name text, p_msg_id bigint)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT pgmq.delete(p_queue_name, p_msg_id)
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".delete_specific_v1(text, bigint) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Pushes a claimed message's visibility timeout p_seconds further out.
+CREATE OR REPLACE FUNCTION "pgmq_notify".extend_vt_v1(p_queue_name text, p_msg_id bigint, p_seconds integer)
+RETURNS SETOF pgmq.message_record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_table constant text := pgmq.format_table_name(p_queue_name, 'q');
+BEGIN
+    RETURN QUERY EXECUTE format(
+        $query$
+        UPDATE pgmq.%I AS q
+        SET vt = greatest(q.vt, clock_timestamp()) + make_interval(secs => $2)
+        WHERE q.msg_id = $1
+        RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.last_read_at, q.vt, q.message, q.headers
+        $query$,
+        v_table
+    ) USING p_msg_id, p_seconds;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Switching to mode "wrapper": queue triggers of an earlier "trigger"/"both"
+-- install would announce every message a second time.
+DO $pgmq_codegen$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.relname
+        FROM pg_catalog.pg_trigger AS t
+        JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
+        JOIN pg_catalog.pg_namespace AS ns ON ns.oid = c.relnamespace
+        WHERE ns.nspname = 'pgmq' AND t.tgname = 'pgmq_notify_on_insert_v1'
+    LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON pgmq.%I', 'pgmq_notify_on_insert_v1', r.relname);
+    END LOOP;
+END
+$pgmq_codegen$;
+
+-- Not part of mode "wrapper"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".on_message_insert_v1();
+
+-- The queue's name as pgmq.meta spells it, so events agree with trigger mode
+-- and queue_created whatever case the caller used.
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, headers jsonb, delay timestamptz)
+RETURNS SETOF bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_name text;
+    v_namespace text;
+    v_id bigint;
+BEGIN
+    SELECT m.queue_name INTO v_name FROM pgmq.meta AS m WHERE m.queue_name = send_with_notify.queue_name;
+    IF v_name IS NULL THEN
+        SELECT m.queue_name INTO v_name FROM pgmq.meta AS m
+        WHERE lower(m.queue_name) = lower(send_with_notify.queue_name) LIMIT 1;
+    END IF;
+    v_name := coalesce(v_name, send_with_notify.queue_name);
+    v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
+    FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
+        PERFORM "pgmq_notify".announce_message_v1(v_name, v_namespace, "pgmq_notify".namespace_channel_v1(v_namespace),
+                                         v_id, delay, msg, headers, 'wrapper');
+        RETURN NEXT v_id;
+    END LOOP;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, NULL, clock_timestamp())
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, headers jsonb)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, headers, clock_timestamp())
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, jsonb) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, delay integer)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, NULL, clock_timestamp() + make_interval(secs => delay))
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, delay timestamptz)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, NULL, delay)
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, headers jsonb, delay integer)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_with_notify(queue_name, msg, headers, clock_timestamp() + make_interval(secs => delay))
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_with_notify(text, jsonb, jsonb, integer) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], headers jsonb[], delay timestamptz)
+RETURNS SETOF bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_name text;
+    v_namespace text;
+    v_ids bigint[];
+BEGIN
+    SELECT m.queue_name INTO v_name FROM pgmq.meta AS m WHERE m.queue_name = send_batch_with_notify.queue_name;
+    IF v_name IS NULL THEN
+        SELECT m.queue_name INTO v_name FROM pgmq.meta AS m
+        WHERE lower(m.queue_name) = lower(send_batch_with_notify.queue_name) LIMIT 1;
+    END IF;
+    v_name := coalesce(v_name, send_batch_with_notify.queue_name);
+    v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
+    SELECT array_agg(sent.id) INTO v_ids
+    FROM pgmq.send_batch(send_batch_with_notify.queue_name, msgs, headers, delay) AS sent(id);
+    IF cardinality(v_ids) = 1 THEN
+        PERFORM "pgmq_notify".announce_message_v1(v_name, v_namespace, "pgmq_notify".namespace_channel_v1(v_namespace),
+                                         v_ids[1], delay, msgs[1], headers[1], 'wrapper');
+    ELSIF cardinality(v_ids) > 1 THEN
+        PERFORM "pgmq_notify".announce_batch_v1(v_name, v_namespace, "pgmq_notify".namespace_channel_v1(v_namespace),
+                                       v_ids, delay, 'wrapper');
+    END IF;
+    RETURN QUERY SELECT unnest(v_ids);
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[])
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, NULL, clock_timestamp())
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], headers jsonb[])
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, headers, clock_timestamp())
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], delay integer)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, NULL, clock_timestamp() + make_interval(secs => delay))
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], delay timestamptz)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, NULL, delay)
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, timestamptz) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+CREATE OR REPLACE FUNCTION "pgmq_notify".send_batch_with_notify(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".send_batch_with_notify(queue_name, msgs, headers, clock_timestamp() + make_interval(secs => delay))
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".send_batch_with_notify(text, jsonb ARRAY, jsonb ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
