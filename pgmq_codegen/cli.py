@@ -121,12 +121,10 @@ def validate_config(
     A tasker-pgmq CLI config file is valid unchanged.
     """
     config = guarded(lambda: PgmqNotifyConfig.from_file(path))
-    out.print(f"[green]✓[/] {path} is valid (fingerprint {config.fingerprint()})")
-    out.print(f"  pattern {config.queue_naming_pattern!r}, mode {config.mode}, schema {config.schema}")
-    out.print(
-        f"  channels: {config.queue_created_channel()}, {config.global_message_ready_channel()}, "
-        f"{config.message_ready_channel('<namespace>')}"
-    )
+    out.print(f"[green]✓[/] {escape(str(path))} is valid (fingerprint {config.fingerprint()})")
+    out.print(f"  pattern {escape(repr(config.queue_naming_pattern))}, mode {config.mode}, schema {config.schema}")
+    channels = [config.queue_created_channel(), config.global_message_ready_channel()]
+    out.print(escape(f"  channels: {', '.join(channels)}, {config.message_ready_channel('<namespace>')}"))
 
 
 def _format_help() -> str:
@@ -188,7 +186,9 @@ def diff(
         typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="libpq DSN or URI of the database to check."),
     ],
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (stable schema, version 1).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (stable schema, version 1).")
+    ] = False,
     with_sql: Annotated[
         bool,
         typer.Option(
@@ -214,6 +214,66 @@ def diff(
     report = guarded(lambda: diff_mod.compare(dsn, cfg))
     diff_output.emit(report, out=out, err=err, as_json=as_json, with_sql=with_sql)
     raise typer.Exit(EXIT_OK if report.in_sync else EXIT_DRIFT)
+
+
+@app.command()
+def listen(
+    dsn: Annotated[str, typer.Option("--dsn", help="PostgreSQL connection string (URI or key=value).")],
+    config: ConfigOption = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace", "-n", help="Namespace to follow (repeatable). Default: all, via the global channel."
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line: the event as received plus its channel.")
+    ] = False,
+    self_check: Annotated[
+        bool,
+        typer.Option(
+            "--self-check/--no-self-check",
+            help="First check that a probe NOTIFY comes back (it does not through PgBouncer in transaction mode).",
+        ),
+    ] = True,
+) -> None:
+    """Live tail of notification events until Ctrl-C.
+
+    A dropped connection is re-established and shown as a GAP line: events
+    sent meanwhile were not seen. Events go to stdout, status lines to stderr.
+
+    Example: pgmq-codegen listen --dsn postgresql://app@localhost/app --namespace orders --json
+    """
+    import asyncio
+
+    from pgmq_codegen import listen_command
+    from pgmq_runtime.events import ListenerItem
+
+    cfg = _config(config)
+
+    def show(item: ListenerItem) -> None:
+        if json_output:
+            sys.stdout.write(listen_command.format_json_line(item) + "\n")
+            sys.stdout.flush()
+        else:
+            out.print(listen_command.rich_line(item))
+
+    def run() -> None:
+        try:
+            asyncio.run(
+                listen_command.tail(
+                    dsn,
+                    cfg,
+                    namespace or [],
+                    show,
+                    on_notice=lambda text: err.print(f"[dim]{escape(text)}[/]"),
+                    self_check=self_check,
+                )
+            )
+        except KeyboardInterrupt:
+            err.print("[dim]stopped[/]")  # Ctrl-C is the normal way out: exit 0
+
+    guarded(run)
 
 
 @app.command()

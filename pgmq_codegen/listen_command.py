@@ -16,6 +16,7 @@ from typing import Any
 from rich.text import Text
 
 from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.errors import ListenerError
 from pgmq_runtime.events import (
     BatchReadyEvent,
     InvalidEvent,
@@ -78,6 +79,9 @@ async def tail(
     """Listen and call ``on_item`` for every event, invalid event and gap until ``stop`` is set.
 
     Human-readable status (channels, self-check result) goes to ``on_notice``.
+    With ``self_check``, a probe NOTIFY must come back first, or
+    :class:`~pgmq_runtime.errors.ListenerError` is raised (a pooler in
+    transaction mode or a read replica accepts LISTEN but delivers nothing).
     ``source`` replaces the real listener (e.g. a
     :class:`pgmq_runtime.testing.FakeListener`). Connection loss is not an
     error: the gap is reported as an item and the tail goes on.
@@ -96,11 +100,9 @@ async def tail(
         on_notice("listening on " + ", ".join(channels))
         if self_check:
             result = await listener.self_check()
-            on_notice(
-                f"self-check passed ({result.waited_seconds * 1000:.0f} ms)"
-                if result.ok
-                else f"self-check FAILED: {result.detail}"
-            )
+            if not result.ok:
+                raise ListenerError(f"self-check failed: {result.detail}. Disable the self-check to listen anyway.")
+            on_notice(f"self-check passed ({result.waited_seconds * 1000:.0f} ms)")
         while not stop.is_set():
             item = await listener.next_event(timeout=_STOP_CHECK_SECONDS)
             if item is None:

@@ -107,6 +107,13 @@ class PgmqConsumer:
     it elsewhere). With ``poll_only=True`` no LISTEN is used at all, for
     PgBouncer in transaction mode or read replicas: the same messages come
     with polling latency (``poll_interval``).
+
+    Options: ``visibility_timeout`` seconds a claim lasts; ``batch_size``
+    messages claimed per round trip (and at most that many held ahead of the
+    caller); ``poll_interval`` seconds between catch-up reads (10, or 1 in
+    poll-only mode); ``max_pending`` announced ids remembered before they are
+    forgotten in favour of a catch-up read; ``reconnect_timeout`` seconds that
+    ``delete``/``archive``/``extend`` wait for a lost connection to come back.
     """
 
     def __init__(
@@ -181,10 +188,14 @@ class PgmqConsumer:
         except _CONNECTION_ERRORS as exc:
             raise ConsumerError(f"cannot connect the consumer: {exc}") from exc
         if self._listener is not None:
-            await self._listener.connect()
-            for name in self.queues.values():
-                namespace = self.config.extract_namespace(name)
-                await self._listener.listen_message_ready_for_namespace(namespace)
+            try:
+                await self._listener.connect()
+                for name in self.queues.values():
+                    namespace = self.config.extract_namespace(name)
+                    await self._listener.listen_message_ready_for_namespace(namespace)
+            except BaseException:
+                await self.close()
+                raise
         # LISTEN first, read second: a message sent in between is seen by both.
         self._catch_up = set(self.queues)
         self._next_poll = time.monotonic() + self.poll_interval
@@ -402,11 +413,27 @@ class PgmqConsumer:
         conn = self._conn
         if conn is None or conn.closed:
             raise psycopg.OperationalError("the consumer's connection is closed")
-        cursor = await conn.execute(query, params)
-        return await cursor.fetchall()
+        try:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
+        except _CONNECTION_ERRORS:
+            raise
+        except psycopg.Error as exc:
+            raise ConsumerError(self._explain(exc)) from exc
+
+    def _explain(self, exc: psycopg.Error) -> str:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        missing = (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName)
+        if isinstance(exc, missing) and self.config.schema in text:
+            return f"{text} (is the pgmq-codegen SQL installed, in schema {self.config.schema!r}?)"
+        if isinstance(exc, psycopg.errors.UndefinedTable):
+            return f"{text} (does every queue of {sorted(self.queues.values())} exist?)"
+        return text
 
     async def _open(self) -> psycopg.AsyncConnection[Any]:
         kwargs = connect_kwargs(self.dsn, APPLICATION_NAME, 10.0)
+        # No server-side prepared statements: they break behind transaction poolers.
+        kwargs["prepare_threshold"] = None
         conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(self.dsn, **kwargs), 11.0)
         before = time.time()
         cursor = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
@@ -437,3 +464,11 @@ class PgmqConsumer:
                         raise ConsumerError(f"cannot reconnect the consumer: {exc}") from exc
                 await asyncio.sleep(backoff_delay(attempt, 0.1, 5.0))
             raise ConsumerError("the consumer is closed")
+
+
+async def queues_in_namespace(dsn: str, config: PgmqNotifyConfig, namespace: str) -> list[str]:
+    """The existing queues whose name maps to ``namespace`` under ``config``'s pattern."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cursor = await conn.execute("SELECT queue_name FROM pgmq.meta ORDER BY queue_name")
+        names = [str(row[0]) for row in await cursor.fetchall()]
+    return [name for name in names if config.extract_namespace(name) == namespace]

@@ -202,6 +202,8 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
     kind = data.get("event_type")
     if kind is None:
         raise _Invalid("missing field 'event_type'")
+    if kind not in EVENT_TYPES:
+        raise _Invalid(f"unknown event_type {kind!r}; expected one of {', '.join(EVENT_TYPES)}")
     common: dict[str, Any] = {
         "queue_name": _str(data, "queue_name"),
         "namespace": _str(data, "namespace"),
@@ -243,7 +245,7 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
             delay_seconds=_opt_int(data, "delay_seconds") or 0,
             **common,
         )
-    raise _Invalid(f"unknown event_type {kind!r}; expected one of {', '.join(EVENT_TYPES)}")
+    raise AssertionError(kind)  # unreachable: kind is one of EVENT_TYPES
 
 
 def _str(data: Mapping[str, Any], key: str) -> str:

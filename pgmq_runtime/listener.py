@@ -75,7 +75,11 @@ def backoff_delay(attempt: int, initial: float, cap: float, rand: Callable[[], f
 
 @dataclass(frozen=True, slots=True)
 class ListenerStats:
-    """A snapshot of a listener's counters."""
+    """A snapshot of a listener's counters.
+
+    ``events`` and ``invalid_events`` count every notification received,
+    ``dropped`` those of them discarded because the buffer was full.
+    """
 
     events: int
     invalid_events: int
@@ -136,6 +140,14 @@ class PgmqNotifyListener:
     ``listen_*`` methods, then ``async for item in listener``. Items are
     events, :class:`~pgmq_runtime.events.InvalidEvent` values and
     :class:`~pgmq_runtime.events.ListenerGap` markers.
+
+    Options: ``buffer_size`` items are buffered before notifications are
+    dropped (and a ListenerOverflow marker queued); after ``liveness_interval``
+    seconds without a notification a ``SELECT 1`` must answer within
+    ``liveness_timeout`` seconds or the connection is replaced; reconnect
+    attempts wait ``backoff_initial`` seconds, doubling up to ``backoff_max``,
+    jittered; ``read_window`` bounds how long a ``listen()`` call made while
+    iterating waits for the connection.
     """
 
     def __init__(
@@ -149,7 +161,7 @@ class PgmqNotifyListener:
         backoff_initial: float = 0.1,
         backoff_max: float = 10.0,
         connect_timeout: float = 10.0,
-        read_window: float = 1.0,
+        read_window: float = 0.25,
     ) -> None:
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
@@ -176,6 +188,7 @@ class PgmqNotifyListener:
         self._events = self._invalid = self._reconnects = self._dropped = 0
         self._last_event_at: datetime | None = None
         self._down_reason = ""
+        self._last_error = ""
         self._down_since = 0.0
 
     # -- lifecycle ---------------------------------------------------------
@@ -203,7 +216,7 @@ class PgmqNotifyListener:
         try:
             conn = await self._open()
             await self._listen_all(conn)
-        except _CONNECTION_ERRORS as exc:
+        except (*_CONNECTION_ERRORS, psycopg.Error) as exc:
             raise ListenerError(f"cannot connect the listener: {_describe(exc)}") from exc
         self._conn = conn
         self._last_alive = time.monotonic()
@@ -322,6 +335,11 @@ class PgmqNotifyListener:
             connected=self._conn is not None,
             channels=tuple(sorted(self._channels)),
         )
+
+    @property
+    def last_error(self) -> str:
+        """Why the latest reconnect attempt failed (empty if none has failed)."""
+        return self._last_error
 
     @property
     def backend_pid(self) -> int | None:
@@ -446,7 +464,7 @@ class PgmqNotifyListener:
             except _CONNECTION_ERRORS as exc:
                 if conn is not None:
                     self._abandon(conn)
-                self._down_reason = _describe(exc)
+                self._last_error = _describe(exc)
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_initial, self.backoff_max))
                 continue
             self._conn = conn

@@ -9,8 +9,6 @@ install, idempotent) brings the objects back.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.formats.conftest import (
     assert_notifies,
     assert_removed,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pgmq_runtime.errors import ChannelNameError
 from pgmq_runtime.events import (
     BatchReadyEvent,
     InvalidEvent,
@@ -18,7 +19,6 @@ from pgmq_runtime.events import (
     parse_event,
 )
 from pgmq_runtime.listener import backoff_delay, validate_channel
-from pgmq_runtime.errors import ChannelNameError
 
 # Payloads exactly as json_build_object(...)::text prints them.
 OURS_PAYLOAD = (
@@ -43,23 +43,27 @@ OURS_CREATED = (
 )
 # tasker-pgmq 0.1.3 (serde): nanosecond timestamps, visibility_timeout_seconds,
 # no delay_seconds or headers.
-TASKER_SIGNAL = json.dumps({
-    "event_type": "message_ready",
-    "msg_id": 12,
-    "queue_name": "orders_queue",
-    "namespace": "orders",
-    "ready_at": "2025-01-02T03:04:05.123456789Z",
-    "metadata": {},
-    "visibility_timeout_seconds": 0,
-})
-TASKER_PAYLOAD = json.dumps({
-    "event_type": "message_with_payload",
-    "msg_id": 13,
-    "queue_name": "orders_queue",
-    "namespace": "orders",
-    "message": [1, 2],
-    "ready_at": "2025-01-02T03:04:05+00:00",
-})
+TASKER_SIGNAL = json.dumps(
+    {
+        "event_type": "message_ready",
+        "msg_id": 12,
+        "queue_name": "orders_queue",
+        "namespace": "orders",
+        "ready_at": "2025-01-02T03:04:05.123456789Z",
+        "metadata": {},
+        "visibility_timeout_seconds": 0,
+    }
+)
+TASKER_PAYLOAD = json.dumps(
+    {
+        "event_type": "message_with_payload",
+        "msg_id": 13,
+        "queue_name": "orders_queue",
+        "namespace": "orders",
+        "message": [1, 2],
+        "ready_at": "2025-01-02T03:04:05+00:00",
+    }
+)
 
 
 def test_message_with_payload_from_our_sql():
@@ -135,26 +139,49 @@ def test_json_null_message_is_a_message_not_a_missing_field():
         ("[]", "expected a JSON object"),
         ('{"queue_name": "q"}', "missing field 'event_type'"),
         ('{"event_type": "message_deleted", "queue_name": "q", "namespace": "n"}', "unknown event_type"),
-        ('{"event_type": "queue_created", "namespace": "n", "created_at": "2025-01-01T00:00:00Z"}',
-         "missing field 'queue_name'"),
-        ('{"event_type": "queue_created", "queue_name": "q", "namespace": "n"}',
-         "missing field 'created_at'"),
-        ('{"event_type": "queue_created", "queue_name": "q", "namespace": "n", "created_at": "2025-01-01T00:00:00"}',
-         "no time zone"),
-        ('{"event_type": "queue_created", "queue_name": "q", "namespace": "n", "created_at": "yesterday"}',
-         "not an ISO 8601"),
-        ('{"event_type": "message_ready", "msg_id": "7", "queue_name": "q", "namespace": "n", '
-         '"ready_at": "2025-01-01T00:00:00Z"}', "'msg_id' must be an integer"),
-        ('{"event_type": "message_ready", "msg_id": true, "queue_name": "q", "namespace": "n", '
-         '"ready_at": "2025-01-01T00:00:00Z"}', "'msg_id' must be an integer"),
-        ('{"event_type": "message_with_payload", "msg_id": 1, "queue_name": "q", "namespace": "n", '
-         '"ready_at": "2025-01-01T00:00:00Z"}', "missing field 'message'"),
-        ('{"event_type": "batch_ready", "msg_ids": [1, 2.5], "queue_name": "q", "namespace": "n", '
-         '"message_count": 2, "ready_at": "2025-01-01T00:00:00Z"}', "only integers"),
-        ('{"event_type": "batch_ready", "msg_ids": [1], "queue_name": "q", "namespace": "n", '
-         '"ready_at": "2025-01-01T00:00:00Z"}', "missing field 'message_count'"),
-        ('{"event_type": "queue_created", "queue_name": "q", "namespace": "n", '
-         '"created_at": "2025-01-01T00:00:00Z", "metadata": {"n": 1}}', "'metadata' must be an object of strings"),
+        (
+            '{"event_type": "queue_created", "namespace": "n", "created_at": "2025-01-01T00:00:00Z"}',
+            "missing field 'queue_name'",
+        ),
+        ('{"event_type": "queue_created", "queue_name": "q", "namespace": "n"}', "missing field 'created_at'"),
+        (
+            '{"event_type": "queue_created", "queue_name": "q", "namespace": "n", "created_at": "2025-01-01T00:00:00"}',
+            "no time zone",
+        ),
+        (
+            '{"event_type": "queue_created", "queue_name": "q", "namespace": "n", "created_at": "yesterday"}',
+            "not an ISO 8601",
+        ),
+        (
+            '{"event_type": "message_ready", "msg_id": "7", "queue_name": "q", "namespace": "n", '
+            '"ready_at": "2025-01-01T00:00:00Z"}',
+            "'msg_id' must be an integer",
+        ),
+        (
+            '{"event_type": "message_ready", "msg_id": true, "queue_name": "q", "namespace": "n", '
+            '"ready_at": "2025-01-01T00:00:00Z"}',
+            "'msg_id' must be an integer",
+        ),
+        (
+            '{"event_type": "message_with_payload", "msg_id": 1, "queue_name": "q", "namespace": "n", '
+            '"ready_at": "2025-01-01T00:00:00Z"}',
+            "missing field 'message'",
+        ),
+        (
+            '{"event_type": "batch_ready", "msg_ids": [1, 2.5], "queue_name": "q", "namespace": "n", '
+            '"message_count": 2, "ready_at": "2025-01-01T00:00:00Z"}',
+            "only integers",
+        ),
+        (
+            '{"event_type": "batch_ready", "msg_ids": [1], "queue_name": "q", "namespace": "n", '
+            '"ready_at": "2025-01-01T00:00:00Z"}',
+            "missing field 'message_count'",
+        ),
+        (
+            '{"event_type": "queue_created", "queue_name": "q", "namespace": "n", '
+            '"created_at": "2025-01-01T00:00:00Z", "metadata": {"n": 1}}',
+            "'metadata' must be an object of strings",
+        ),
     ],
 )
 def test_bad_payloads_become_invalid_events_with_the_reason(payload, reason):
@@ -180,10 +207,22 @@ _json = st.recursive(
 @given(
     st.sampled_from(["queue_created", "message_ready", "message_with_payload", "batch_ready", "x"]),
     st.dictionaries(
-        st.sampled_from([
-            "msg_id", "msg_ids", "queue_name", "namespace", "message", "headers", "ready_at",
-            "created_at", "delay_seconds", "message_count", "metadata", "visibility_timeout_seconds",
-        ]),
+        st.sampled_from(
+            [
+                "msg_id",
+                "msg_ids",
+                "queue_name",
+                "namespace",
+                "message",
+                "headers",
+                "ready_at",
+                "created_at",
+                "delay_seconds",
+                "message_count",
+                "metadata",
+                "visibility_timeout_seconds",
+            ]
+        ),
         _json,
     ),
 )

@@ -9,7 +9,7 @@ import pytest
 
 from pgmq_codegen import listen_command
 from pgmq_runtime.config import PgmqNotifyConfig
-from pgmq_runtime.errors import ChannelNameError
+from pgmq_runtime.errors import ChannelNameError, ListenerError
 from pgmq_runtime.events import (
     BatchReadyEvent,
     InvalidEvent,
@@ -18,6 +18,7 @@ from pgmq_runtime.events import (
     MessageWithPayloadEvent,
     QueueCreatedEvent,
 )
+from pgmq_runtime.listener import SelfCheckResult
 from pgmq_runtime.testing import FakeListener, FakePgmq
 
 
@@ -37,7 +38,10 @@ async def test_sends_become_the_events_the_sql_would_send():
     batch = fake.send_batch("orders_queue", [{"i": 1}, {"i": 2}])
     items = await drain(listener)
     assert [type(i) for i in items] == [
-        QueueCreatedEvent, MessageWithPayloadEvent, MessageReadyEvent, BatchReadyEvent,
+        QueueCreatedEvent,
+        MessageWithPayloadEvent,
+        MessageReadyEvent,
+        BatchReadyEvent,
     ]
     assert items[1].msg_id == small and items[1].message == {"n": 1} and items[1].headers == {"h": 1}
     assert items[2].msg_id == large
@@ -151,6 +155,7 @@ async def test_fake_drives_the_listen_tail():
         listen_command.tail("unused", fake.config, [], on_item, on_notice=notices.append, stop=stop, source=listener)
     )
     while len(listener.channels) < 2:
+        assert not task.done(), task
         await asyncio.sleep(0.01)
     fake.create_queue("orders_queue")
     fake.send("orders_queue", {"n": 1})
@@ -159,3 +164,55 @@ async def test_fake_drives_the_listen_tail():
     assert [json.loads(line)["event_type"] for line in lines] == ["queue_created", "message_with_payload"]
     assert json.loads(lines[1])["channel"] == "pgmq_message_ready"
     assert any("self-check passed" in n for n in notices)
+
+
+class SilentListener(FakeListener):
+    """Accepts LISTEN but delivers nothing, like PgBouncer in transaction mode."""
+
+    async def self_check(self, timeout: float = 5.0) -> SelfCheckResult:
+        return SelfCheckResult(False, "probe", timeout, "no probe notification within 5 s")
+
+
+async def test_tail_stops_at_start_up_when_the_self_check_fails():
+    listener = SilentListener()
+    with pytest.raises(ListenerError, match="self-check failed: no probe notification"):
+        await listen_command.tail("unused", listener.config, ["orders"], print, source=listener)
+    assert listener.closed
+
+
+def test_text_and_json_lines_for_every_kind_of_item():
+    fake = FakePgmq(PgmqNotifyConfig(max_payload_size=1024))
+    listener = fake.listener()
+    asyncio.run(listener.listen_message_ready_global())
+    asyncio.run(listener.listen_queue_created())
+    fake.create_queue("orders_queue")
+    fake.send("orders_queue", {"text": "line1\nline2"}, delay_seconds=5)
+    fake.send("orders_queue", {"blob": "x" * 2000})
+    fake.send_batch("orders_queue", [1, 2, 3])
+    listener.notify("pgmq_message_ready", "not json")
+    listener.disconnect(down_seconds=1.5, reason="server closed the connection")
+    listener.end()
+    items = asyncio.run(_collect(listener))
+    texts = [listen_command.format_text(i) for i in items]
+    assert texts[0] == "queue_created  orders_queue (namespace orders)"
+    assert texts[1].startswith("message        orders_queue #1 (visible in 5 s) {")
+    assert texts[2] == "message_ready  orders_queue #2 (no payload)"
+    assert texts[3] == "batch_ready    orders_queue 3 messages #3..#5"
+    assert texts[4].startswith("INVALID        on pgmq_message_ready: not valid JSON")
+    assert texts[5].startswith("GAP            connection lost for 1.5 s")
+    lines = [listen_command.format_json_line(i) for i in items]
+    assert all("\n" not in line for line in lines)
+    decoded = [json.loads(line) for line in lines]
+    assert decoded[1]["message"] == {"text": "line1\nline2"} and decoded[1]["channel"] == "pgmq_message_ready"
+    assert decoded[4] == {
+        "event_type": "invalid",
+        "channel": "pgmq_message_ready",
+        "reason": items[4].reason,
+        "raw": "not json",
+    }
+    assert decoded[5]["event_type"] == "listener_reconnected" and decoded[5]["down_seconds"] == 1.5
+    assert [str(listen_command.rich_line(i)) for i in items] == texts
+
+
+async def _collect(listener: FakeListener) -> list[object]:
+    return [item async for item in listener]

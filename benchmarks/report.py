@@ -1,0 +1,328 @@
+"""Turn the measurements into ``latest.md`` (Markdown tables) and ``latest.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import consumers, latency, producers, runtime_bench, server
+from benchmarks.common import Sizes
+
+VARIANT_LABELS = {v.name: v.label for v in server.VARIANTS}
+TIMES = "\u00d7"  # the multiplication sign of "0.95x"
+NONE = "\u2013"  # an en dash: not measured
+CODEGEN = ("trigger", "wrapper")
+
+
+@dataclass
+class Results:
+    """Everything one run measured."""
+
+    machine: dict[str, Any]
+    sizes: Sizes
+    seconds: float
+    producers: list[producers.Summary] = field(default_factory=list)
+    latency: list[latency.LatencySummary] = field(default_factory=list)
+    consumers: list[consumers.ConsumerSummary] = field(default_factory=list)
+    parse: list[runtime_bench.ParseResult] = field(default_factory=list)
+    drain: list[runtime_bench.DrainSummary] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of issue #8 and whether this run met it."""
+
+    goal: str
+    measured: str
+    met: bool
+
+
+def _rate(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.0f}"
+
+
+def _ratio(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}{TIMES}"
+
+
+def _ms(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    """One line naming the machine and the server settings."""
+    settings = machine.get("settings", {})
+    return (
+        f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('memory_gb', '?')} GB RAM, "
+        f"{machine.get('os', '?')}; PostgreSQL {str(machine.get('postgresql', '?')).split()[0]} "
+        f"(fsync={settings.get('fsync', '?')}, synchronous_commit={settings.get('synchronous_commit', '?')}, "
+        f"wal_sync_method={settings.get('wal_sync_method', '?')}, "
+        f"shared_buffers={settings.get('shared_buffers', '?')}); "
+        f"Python {machine.get('python', '?')}, psycopg {machine.get('psycopg', '?')}"
+    )
+
+
+def _producer(results: Results, case: str, variant: str) -> producers.Summary | None:
+    return next((s for s in results.producers if s.case == case and s.variant == variant), None)
+
+
+def _latency(results: Results, key: str, rate: int) -> latency.LatencySummary | None:
+    return next((s for s in results.latency if s.key == key and s.rate == rate), None)
+
+
+def lost_messages(results: Results) -> dict[str, int]:
+    """Messages left unannounced or unclaimed where every one must arrive, by phase."""
+    return {
+        "producers (unannounced)": sum(s.missing + s.duplicates for s in results.producers if s.variant in CODEGEN),
+        "latency (not received)": sum(s.missing + s.duplicates for s in results.latency if s.must_receive_all),
+        "consumers (not deleted)": sum(s.missing + s.duplicates for s in results.consumers),
+        "listener drain (dropped)": sum(s.sent - s.received for s in results.drain),
+    }
+
+
+def targets(results: Results) -> list[Target]:
+    """Each target of the issue, with what this run measured (trigger mode decides; wrapper shown beside)."""
+    out: list[Target] = []
+    for case, goal in (
+        ("send-c1", f"single send, 1 connection ≥ 0.95{TIMES} plain"),
+        ("batch100-c1", f"send_batch(100) ≥ 0.95{TIMES} plain"),
+        ("batch1000-c1", f"send_batch(1,000) ≥ 0.95{TIMES} plain"),
+    ):
+        trig, wrap = _producer(results, case, "trigger"), _producer(results, case, "wrapper")
+        if trig is None:
+            continue
+        measured = f"trigger {_ratio(trig.ratio)}" + (f", wrapper {_ratio(wrap.ratio)}" if wrap else "")
+        out.append(Target(goal, measured, trig.ratio >= 0.95))
+    event = _latency(results, "trigger-event", 500)
+    if event is not None:
+        out.append(
+            Target(
+                "event latency at 500 msg/s: p50 ≤ 1 ms, p99 ≤ 3 ms",
+                f"p50 {_ms(event.p50)} ms, p99 {_ms(event.p99)} ms (send call alone: p50 {_ms(event.send_p50)} ms)",
+                event.p50 <= 1 and event.p99 <= 3,
+            )
+        )
+    claim = _latency(results, "trigger-claim", 500)
+    if claim is not None:
+        fast = _latency(results, "trigger-claim-async", 500)
+        extra = f"; consumer with synchronous_commit=off: p50 {_ms(fast.p50)}, p99 {_ms(fast.p99)} ms" if fast else ""
+        out.append(
+            Target(
+                "claim latency at 500 msg/s: p50 ≤ 2 ms, p99 ≤ 10 ms",
+                f"p50 {_ms(claim.p50)} ms, p99 {_ms(claim.p99)} ms{extra}",
+                claim.p50 <= 2 and claim.p99 <= 10,
+            )
+        )
+    lost = lost_messages(results)
+    out.append(
+        Target(
+            "no message left unannounced or unclaimed, in any run",
+            ", ".join(f"{name}: {count}" for name, count in lost.items()),
+            not any(lost.values()),
+        )
+    )
+    return out
+
+
+def markdown(results: Results) -> str:
+    """The whole report."""
+    m, sizes = results.machine, results.sizes
+    minutes, seconds = divmod(round(results.seconds), 60)
+    lines = [
+        "# pgmq-codegen benchmark",
+        "",
+        f"**Machine:** {machine_line(m)}.",
+        f"**Run:** `{m.get('command', 'python3 -m benchmarks.run')}` ({sizes.name} sizes), "
+        f"{m.get('date', '?')}, {minutes} min {seconds:02d} s.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {t.goal} | {t.measured} | {'yes' if t.met else '**no**'} |" for t in targets(results)]
+    lines += _producer_tables(results)
+    lines += _latency_table(results)
+    lines += _consumer_table(results)
+    lines += _runtime_tables(results)
+    lines += _scaling_table(results)
+    return "\n".join(lines) + "\n"
+
+
+def _producer_tables(results: Results) -> list[str]:
+    if not results.producers:
+        return []
+    variants = list(dict.fromkeys(s.variant for s in results.producers))
+    head = "| producer | " + " | ".join(VARIANT_LABELS.get(v, v) for v in variants) + " |"
+    sizes = results.sizes
+    each = (
+        f"{sizes.producer_transactions} transactions per client"
+        if sizes.producer_transactions
+        else (f"{sizes.producer_seconds} s")
+    )
+    lines = [
+        "",
+        f"## 1. Producer throughput (pgbench, msgs/s; ratio to plain in the same round, median of "
+        f"{sizes.producer_rounds} interleaved rounds of {each})",
+        "",
+        head,
+        "|---|" + "---:|" * len(variants),
+    ]
+    cases = list(dict.fromkeys((s.case, s.label) for s in results.producers))
+    for case, label in cases:
+        cells = []
+        for variant in variants:
+            s = _producer(results, case, variant)
+            if s is None:
+                cells.append(NONE)
+            elif variant == "plain":
+                cells.append(f"{_rate(s.msgs_per_s)}/s")
+            else:
+                cells.append(f"{_ratio(s.ratio)} ({_rate(s.msgs_per_s)})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    checks = []
+    for variant in CODEGEN:
+        own = [s for s in results.producers if s.variant == variant]
+        if own:
+            inserted = sum(s.inserted for s in own)
+            announced = sum(s.announced for s in own)
+            duplicates = sum(s.duplicates for s in own)
+            checks.append(f"{variant}: {announced:,} of {inserted:,} messages announced, {duplicates} twice")
+    failed = sum(s.failed for s in results.producers)
+    lines += [
+        "",
+        "Each ratio is the median of the per-round ratios (variant / plain, same case, same round); the msgs/s in "
+        "parentheses is the median rate, so the two need not divide exactly. Per-round spread: `latest.json`.",
+        "",
+        f"Checked in every run: {'; '.join(checks)}; pgbench failed transactions: {failed}.",
+    ]
+    return lines
+
+
+def _scaling_table(results: Results) -> list[str]:
+    rows = [s for s in results.producers if s.case.startswith("send-c")]
+    if not rows:
+        return []
+    variants = list(dict.fromkeys(s.variant for s in rows))
+    lines = [
+        "",
+        "## 5. Scaling: single sends by producer connections (msgs/s, ratio to plain)",
+        "",
+        "| producers | " + " | ".join(VARIANT_LABELS.get(v, v) for v in variants) + " |",
+        "|---:|" + "---:|" * len(variants),
+    ]
+    for clients in sorted({s.clients for s in rows}):
+        cells = []
+        for variant in variants:
+            s = next((r for r in rows if r.clients == clients and r.variant == variant), None)
+            if s is None:
+                cells.append(NONE)
+            elif variant == "plain":
+                cells.append(f"{_rate(s.msgs_per_s)}")
+            else:
+                cells.append(f"{_rate(s.msgs_per_s)} ({_ratio(s.ratio)})")
+        lines.append(f"| {clients} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _latency_table(results: Results) -> list[str]:
+    if not results.latency:
+        return []
+    lines = [
+        "",
+        "## 2. Latency from the start of the send call (ms; pooled over "
+        f"{results.sizes.latency_rounds} interleaved rounds)",
+        "",
+        "| path | rate (msg/s) | p50 | p95 | p99 | max | p50 after send returned | send call p50 | received / sent |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in results.latency:
+        received = f"{s.received:,} / {s.sent:,}"
+        if s.missing:
+            received += f" (**{s.missing:,} never {'read' if not s.must_receive_all else 'received'}**)"
+        lines.append(
+            f"| {s.label} | {s.rate} | {_ms(s.p50)} | {_ms(s.p95)} | {_ms(s.p99)} | {_ms(s.max)} | "
+            f"{_ms(s.after_return_p50)} | {_ms(s.send_p50)} | {received} |"
+        )
+    return lines
+
+
+def _consumer_table(results: Results) -> list[str]:
+    if not results.consumers:
+        return []
+    counts = sorted({s.consumers for s in results.consumers})
+    lines = [
+        "",
+        f"## 3. Consumer throughput (backlog of {results.sizes.consumer_messages:,} drained, each message claimed "
+        f"then deleted; msgs/s, median of {results.sizes.consumer_rounds} rounds)",
+        "",
+        "| consumer | " + " | ".join(f"{n} consumer{'s' if n > 1 else ''}" for n in counts) + " | deleted / sent |",
+        "|---|" + "---:|" * len(counts) + "---:|",
+    ]
+    for kind, label in consumers.KINDS:
+        own = [s for s in results.consumers if s.kind == kind]
+        if not own:
+            continue
+        cells = []
+        for n in counts:
+            s = next((r for r in own if r.consumers == n), None)
+            if s is None:
+                cells.append(NONE)
+            elif kind == "plain":
+                cells.append(_rate(s.msgs_per_s))
+            else:
+                cells.append(f"{_rate(s.msgs_per_s)} ({_ratio(s.ratio)})")
+        deleted, sent = sum(s.deleted for s in own), sum(s.messages for s in own)
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {deleted:,} / {sent:,} |")
+    return lines
+
+
+def _runtime_tables(results: Results) -> list[str]:
+    lines: list[str] = []
+    if results.parse:
+        lines += [
+            "",
+            "## 4. Runtime: parse throughput and listener drain rate",
+            "",
+            "| parse_event on | events/s | json.loads alone |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| {p.label} | {_rate(p.events_per_s)} | {_rate(p.json_only_per_s)} |" for p in results.parse]
+    if results.drain:
+        lines += [
+            "",
+            f"| drain a burst of {results.sizes.drain_notifications:,} notifications | events/s | received / sent |",
+            "|---|---:|---:|",
+        ]
+        for d in results.drain:
+            dropped = f" ({d.dropped:,} dropped, overflow marker)" if d.dropped else ""
+            lines.append(f"| {d.label} | {_rate(d.events_per_s)} | {d.received:,} / {d.sent:,}{dropped} |")
+    return lines
+
+
+def to_json(results: Results) -> dict[str, Any]:
+    """Everything for latest.json."""
+    return {
+        "machine": results.machine,
+        "machine_line": machine_line(results.machine),
+        "sizes": asdict(results.sizes),
+        "seconds": round(results.seconds, 1),
+        "targets": [asdict(t) for t in targets(results)],
+        "lost_messages": lost_messages(results),
+        **results.raw,
+    }
+
+
+def write(results: Results, out: Path) -> list[Path]:
+    """Write latest.md and latest.json into ``out``; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / "latest.md", out / "latest.json"
+    md.write_text(markdown(results), encoding="utf-8")
+    js.write_text(json.dumps(to_json(results), indent=1, default=str) + "\n", encoding="utf-8")
+    return [md, js]

@@ -1,0 +1,77 @@
+"""The benchmark still runs end to end: tiny sizes, every row present, no message lost.
+
+No timing is asserted: at these sizes the numbers mean nothing. The benchmark
+starts its own PostgreSQL (fsync on), so this test needs no fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import consumers, latency, producers, runtime_bench, server
+from benchmarks.common import TINY
+from pgmq_codegen.local_postgres import LocalPostgresError, find_bindir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pgbench_available() -> bool:
+    try:
+        return (find_bindir() / "pgbench").exists()
+    except LocalPostgresError:
+        return False
+
+
+@pytest.mark.skipif(not _pgbench_available(), reason="pgbench is not installed beside the PostgreSQL server binaries")
+def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--tiny", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    markdown = (out / "latest.md").read_text(encoding="utf-8")
+    assert done.stdout == markdown
+    data = json.loads((out / "latest.json").read_text(encoding="utf-8"))
+
+    # Every producer case with each of its variants.
+    measured = {(s["case"], s["variant"]) for s in data["producers"]["summary"]}
+    expected = {(case.key, v.name) for case in producers.CASES for v in case.variants(server.VARIANTS)}
+    assert measured == expected
+    for case in producers.CASES:
+        assert f"| {case.label} |" in markdown
+
+    # Every latency path at every rate.
+    rows = {(s["key"], s["rate"]) for s in data["latency"]["summary"]}
+    assert rows == {(lv.key, rate) for lv in latency.latency_variants() for rate, _ in TINY.latency_rates}
+    for lv in latency.latency_variants():
+        assert f"| {lv.label} |" in markdown
+
+    # Consumers, runtime and scaling rows.
+    assert {(s["kind"], s["consumers"]) for s in data["consumers"]["summary"]} == {
+        (kind, n) for kind, _ in consumers.KINDS for n in consumers.CONSUMER_COUNTS
+    }
+    assert {p["kind"] for p in data["runtime"]["parse"]} == {kind for kind, _, _ in runtime_bench.PAYLOADS}
+    assert {d["reader"] for d in data["runtime"]["drain_summary"]} == {r for r, _ in runtime_bench.DRAIN_READERS}
+    for section in ("## Targets", "## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+        assert section in markdown
+    for producers_count in (1, 2, 4, 8):
+        assert f"\n| {producers_count} |" in markdown
+
+    # The checked counts: nothing unannounced, unreceived, undeleted or dropped.
+    assert data["lost_messages"] == dict.fromkeys(data["lost_messages"], 0)
+    assert all(
+        s["announced"] == s["inserted"] for s in data["producers"]["summary"] if s["variant"] in ("trigger", "wrapper")
+    )
+    assert all(s["missing"] == 0 for s in data["latency"]["summary"] if s["must_receive_all"])
+    assert len(data["targets"]) == 6
