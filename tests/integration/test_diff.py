@@ -60,8 +60,17 @@ def _function_names(config: PgmqNotifyConfig) -> set[str]:
         PgmqNotifyConfig(mode="wrapper", schema="notify_custom"),
         PgmqNotifyConfig(mode="both", schema="notify_custom", channels_prefix="my.app"),
         PgmqNotifyConfig(channels_prefix="myapp", include_payload="never", global_channel=False),
+        PgmqNotifyConfig(coalesce_ms=20),
+        PgmqNotifyConfig(mode="wrapper", coalesce_ms=20),
     ],
-    ids=["trigger-defaults", "wrapper-custom-schema", "both-prefix-schema", "trigger-prefix-options"],
+    ids=[
+        "trigger-defaults",
+        "wrapper-custom-schema",
+        "both-prefix-schema",
+        "trigger-prefix-options",
+        "trigger-coalescing",
+        "wrapper-coalescing",
+    ],
 )
 def test_a_fresh_install_is_in_sync_with_queues_made_before_and_after(dsn, config):
     long_name = "x" * 40 + "_queue"  # its namespace channel is shortened with an md5 suffix
@@ -196,6 +205,52 @@ def test_each_drift_is_reported_precisely_and_repaired(dsn, case):
     _repair_and_check(dsn, DEFAULT, report)
 
 
+COALESCING = PgmqNotifyConfig(coalesce_ms=20)
+COALESCING_DRIFTS = {
+    "window sequence dropped": (
+        ["SELECT pgmq.create('orders_queue')", "DROP SEQUENCE pgmq_notify.coalesce_q_orders_queue"],
+        {("missing", "sequence", "pgmq_notify.coalesce_q_orders_queue")},
+        "every send to it notifies",
+    ),
+    "window sequence grant revoked": (
+        [
+            "SELECT pgmq.create('orders_queue')",
+            "REVOKE UPDATE ON SEQUENCE pgmq_notify.coalesce_q_orders_queue FROM PUBLIC",
+        ],
+        {("changed", "sequence", "pgmq_notify.coalesce_q_orders_queue")},
+        "permission denied",
+    ),
+    "queue dropped, its sequence left": (
+        ["SELECT pgmq.create('gone_queue')", "SELECT pgmq.drop_queue('gone_queue')"],
+        {("extra", "sequence", "pgmq_notify.coalesce_q_gone_queue")},
+        "no queue of pgmq.meta has this table",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(COALESCING_DRIFTS), ids=lambda c: c.replace(" ", "-"))
+def test_each_coalescing_drift_is_reported_precisely_and_repaired(dsn, case):
+    setup, expected, detail = COALESCING_DRIFTS[case]
+    install(dsn, COALESCING)
+    _sql(dsn, *setup)
+    report = diff.compare(dsn, COALESCING)
+    assert _found(report) == expected
+    assert any(detail in f.detail for f in report.findings), [f.detail for f in report.findings]
+    _repair_and_check(dsn, COALESCING, report)
+
+
+def test_turning_coalescing_on_or_off_reports_the_sequences_and_the_repair_follows(dsn):
+    install(dsn, DEFAULT)
+    _sql(dsn, "SELECT pgmq.create('orders_queue')")
+    on = diff.compare(dsn, COALESCING)
+    assert ("missing", "sequence", "pgmq_notify.coalesce_q_orders_queue") in _found(on)
+    _repair_and_check(dsn, COALESCING, on)
+    off = diff.compare(dsn, DEFAULT)
+    assert ("extra", "sequence", "pgmq_notify.coalesce_q_orders_queue") in _found(off)
+    assert any("coalesce_ms is 0" in f.detail for f in off.findings)
+    _repair_and_check(dsn, DEFAULT, off)
+
+
 def test_functions_create_or_replace_cannot_change_are_dropped_before_the_install(dsn):
     install(dsn, DEFAULT)
     _sql(
@@ -258,6 +313,7 @@ def test_drift_story_from_fresh_database_to_prefix_change(dsn, subscribe):
         "pgmq_notify.announce_batch_v1(text, text, text, bigint[], timestamp with time zone, text)",
         "pgmq_notify.announce_message_v1(text, text, text, bigint, timestamp with time zone, jsonb, jsonb, text)",
         "pgmq_notify.attach_v1(text)",  # carries the marker for the triggers it attaches
+        "pgmq_notify.on_message_insert_v1()",  # announces a single send inline, global channel included
     }
     assert _found(report, "changed") == {("changed", "function", name) for name in channel_functions} | {
         ("changed", "trigger", f"{ON_INSERT} ON pgmq.q_orders_queue"),

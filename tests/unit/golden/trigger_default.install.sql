@@ -74,10 +74,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
-    v_ready_at constant text := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay constant integer := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+    v_ready_at text;
+    v_delay integer;
     v_payload text;
 BEGIN
+    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
     v_payload := json_build_object(
         'event_type', 'message_with_payload',
         'msg_id', p_msg_id,
@@ -90,9 +92,6 @@ BEGIN
         'metadata', json_build_object('source', p_source)
     )::text;
     IF octet_length(v_payload) > 7800 THEN
-        v_payload := NULL;
-    END IF;
-    IF v_payload IS NULL THEN
         v_payload := json_build_object(
             'event_type', 'message_ready',
             'msg_id', p_msg_id,
@@ -132,18 +131,26 @@ DECLARE
     v_payload text;
     r record;
 BEGIN
-    -- Bytes left for ids: the limit, less the event without ids, less room for
-    -- message_count's digits (10) and for the one id a chunk may overshoot by (21).
-    v_budget := 7800 - 31 - octet_length(json_build_object(
+    -- The common case: every id fits one event.
+    v_payload := json_build_object(
         'event_type', 'batch_ready',
-        'msg_ids', '[]'::json,
+        'msg_ids', to_json(p_msg_ids),
         'queue_name', p_queue_name,
         'namespace', p_namespace,
-        'message_count', 0,
+        'message_count', cardinality(p_msg_ids),
         'ready_at', v_ready_at,
         'delay_seconds', v_delay,
         'metadata', json_build_object('source', p_source)
-    )::text);
+    )::text;
+    IF octet_length(v_payload) <= 7800 THEN
+        PERFORM pg_notify(p_channel, v_payload);
+        PERFORM pg_notify('pgmq_message_ready', v_payload);
+        RETURN;
+    END IF;
+    -- Too many ids for one event: split them. Bytes left for ids per event are
+    -- the limit, less the event without ids, less room for message_count's
+    -- digits (10) and for the one id a chunk may overshoot by (21).
+    v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(p_msg_ids)::text) + 2);
     FOR r IN
         SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
         FROM (
@@ -173,7 +180,9 @@ COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARR
 
 -- Statement-level trigger on each queue table: one event per statement (or a
 -- few batch_ready events), read from the transition table. Its arguments are
--- the queue name as pgmq.meta spells it, its namespace and channel.
+-- the queue name as pgmq.meta spells it, its namespace and channel. A single
+-- send reads the transition table once and announces inline: each query on a
+-- transition table is planned anew, and it is most of what a send pays.
 CREATE OR REPLACE FUNCTION "pgmq_notify".on_message_insert_v1()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -181,12 +190,47 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_count bigint;
+    v_msg_id bigint;
+    v_vt timestamptz;
+    v_message jsonb;
+    v_headers jsonb;
+    v_ready_at text;
+    v_delay integer;
+    v_payload text;
     r record;
 BEGIN
-    SELECT count(*) INTO v_count FROM new_rows;
+    SELECT count(*) OVER (), msg_id, vt, message, headers
+    INTO v_count, v_msg_id, v_vt, v_message, v_headers
+    FROM new_rows
+    LIMIT 1;
     IF v_count = 1 THEN
-        SELECT msg_id, vt, message, headers INTO r FROM new_rows;
-        PERFORM "pgmq_notify".announce_message_v1(TG_ARGV[0], TG_ARGV[1], TG_ARGV[2], r.msg_id, r.vt, r.message, r.headers, 'trigger');
+        v_ready_at := to_char(v_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := least(greatest(round(extract(epoch FROM v_vt - clock_timestamp())), 0), 2147483647)::integer;
+        v_payload := json_build_object(
+            'event_type', 'message_with_payload',
+            'msg_id', v_msg_id,
+            'queue_name', TG_ARGV[0],
+            'namespace', TG_ARGV[1],
+            'message', v_message,
+            'headers', v_headers,
+            'ready_at', v_ready_at,
+            'delay_seconds', v_delay,
+            'metadata', json_build_object('source', 'trigger')
+        )::text;
+        IF octet_length(v_payload) > 7800 THEN
+            v_payload := json_build_object(
+                'event_type', 'message_ready',
+                'msg_id', v_msg_id,
+                'queue_name', TG_ARGV[0],
+                'namespace', TG_ARGV[1],
+                'ready_at', v_ready_at,
+                'delay_seconds', v_delay,
+                'payload_omitted', true,
+                'metadata', json_build_object('source', 'trigger')
+            )::text;
+        END IF;
+        PERFORM pg_notify(TG_ARGV[2], v_payload);
+        PERFORM pg_notify('pgmq_message_ready', v_payload);
     ELSIF v_count > 1 THEN
         FOR r IN SELECT vt, array_agg(msg_id ORDER BY msg_id) AS ids FROM new_rows GROUP BY vt ORDER BY vt LOOP
             PERFORM "pgmq_notify".announce_batch_v1(TG_ARGV[0], TG_ARGV[1], TG_ARGV[2], r.ids, r.vt, 'trigger');

@@ -74,10 +74,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
-    v_ready_at constant text := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay constant integer := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+    v_ready_at text;
+    v_delay integer;
     v_payload text;
 BEGIN
+    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
     v_payload := json_build_object(
         'event_type', 'message_with_payload',
         'msg_id', p_msg_id,
@@ -89,9 +91,6 @@ BEGIN
         'delay_seconds', v_delay
     )::text;
     IF octet_length(v_payload) > 7800 THEN
-        v_payload := NULL;
-    END IF;
-    IF v_payload IS NULL THEN
         v_payload := json_build_object(
             'event_type', 'message_ready',
             'msg_id', p_msg_id,
@@ -130,17 +129,25 @@ DECLARE
     v_payload text;
     r record;
 BEGIN
-    -- Bytes left for ids: the limit, less the event without ids, less room for
-    -- message_count's digits (10) and for the one id a chunk may overshoot by (21).
-    v_budget := 7800 - 31 - octet_length(json_build_object(
+    -- The common case: every id fits one event.
+    v_payload := json_build_object(
         'event_type', 'batch_ready',
-        'msg_ids', '[]'::json,
+        'msg_ids', to_json(p_msg_ids),
         'queue_name', p_queue_name,
         'namespace', p_namespace,
-        'message_count', 0,
+        'message_count', cardinality(p_msg_ids),
         'ready_at', v_ready_at,
         'delay_seconds', v_delay
-    )::text);
+    )::text;
+    IF octet_length(v_payload) <= 7800 THEN
+        PERFORM pg_notify(p_channel, v_payload);
+        PERFORM pg_notify('shop.eu.pgmq_message_ready', v_payload);
+        RETURN;
+    END IF;
+    -- Too many ids for one event: split them. Bytes left for ids per event are
+    -- the limit, less the event without ids, less room for message_count's
+    -- digits (10) and for the one id a chunk may overshoot by (21).
+    v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(p_msg_ids)::text) + 2);
     FOR r IN
         SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
         FROM (
