@@ -13,12 +13,14 @@ hand-edited body is caught even when its comment still looks right.
 Finding kinds:
 
 ``missing``
-    the schema, a function or the trigger on ``pgmq.meta`` does not exist.
+    the schema, a function or the trigger on ``pgmq.meta`` does not exist; or,
+    with ``coalesce_ms``, a queue's window sequence (``coalesce_<table>``).
 ``changed``
     the object exists but its definition differs from what the config renders
     (function body, options, argument names or defaults, return type; a
     trigger's timing, level, function, arguments or enabled state; the schema's
-    ``USAGE`` grant to ``PUBLIC``).
+    ``USAGE`` grant to ``PUBLIC``; a coalescing sequence's ``SELECT, UPDATE``
+    grant to ``PUBLIC``).
 ``stale_fingerprint``
     the object's comment is not this generator version's and config's marker
     (``pgmq-codegen <version> fingerprint=<fp>``).
@@ -30,8 +32,9 @@ Finding kinds:
 ``extra``
     an object of ours that this config does not ask for: a function in our
     schema that this config does not render (another ``mode``, another
-    generator version) or a trigger running one of our functions or named like
-    ours on a table where none belongs. Objects of another schema are another
+    generator version), a trigger running one of our functions or named like
+    ours on a table where none belongs, or a coalescing sequence that no queue
+    (or a config with ``coalesce_ms`` of 0) needs. Objects of another schema are another
     install's and are never reported.
 
 JSON (:meth:`DiffReport.to_json`), schema version 1; keys are stable, new keys
@@ -57,9 +60,10 @@ may be added::
     }
 
 ``kind`` is one of the kinds above; ``object_type`` one of ``schema``,
-``function``, ``trigger``, ``queue``; ``name`` is ``schema.function(argument
-types)`` for functions, ``trigger ON table`` for triggers and the name as
-``pgmq.meta`` spells it for queues. ``findings`` are sorted by kind (in the
+``function``, ``trigger``, ``queue``, ``sequence``; ``name`` is
+``schema.function(argument types)`` for functions, ``trigger ON table`` for
+triggers, ``schema.sequence`` for sequences and the name as ``pgmq.meta``
+spells it for queues. ``findings`` are sorted by kind (in the
 order above), object type and name. ``repair_sql`` is present only when asked
 for, and is ``""`` when the database is in sync.
 
@@ -82,9 +86,9 @@ from pgmq_codegen.diff_inspect import DatabaseState, FunctionState, QueueState, 
 from pgmq_runtime.config import PgmqNotifyConfig
 
 FindingKind = Literal["missing", "changed", "stale_fingerprint", "untriggered_queue", "extra"]
-ObjectType = Literal["schema", "function", "trigger", "queue"]
+ObjectType = Literal["schema", "function", "trigger", "queue", "sequence"]
 KINDS: tuple[FindingKind, ...] = ("missing", "changed", "stale_fingerprint", "untriggered_queue", "extra")
-OBJECT_TYPES: tuple[ObjectType, ...] = ("schema", "function", "trigger", "queue")
+OBJECT_TYPES: tuple[ObjectType, ...] = ("schema", "function", "trigger", "queue", "sequence")
 JSON_FORMAT = "pgmq-codegen-diff"
 JSON_VERSION = 1
 
@@ -207,6 +211,7 @@ def build_report(config: PgmqNotifyConfig, state: DatabaseState) -> DiffReport:
     checker.check_schema()
     checker.check_functions()
     checker.check_triggers()
+    checker.check_sequences()
     findings = tuple(sorted(checker.findings, key=Finding.sort_key))
     return DiffReport(
         config=config,
@@ -214,7 +219,9 @@ def build_report(config: PgmqNotifyConfig, state: DatabaseState) -> DiffReport:
         findings=findings,
         drops_before_install=tuple(_dedupe(checker.drops_before)),
         # Triggers first: a function cannot be dropped while a trigger runs it.
-        drops_after_install=tuple(_dedupe(checker.trigger_drops_after + checker.function_drops_after)),
+        drops_after_install=tuple(
+            _dedupe(checker.trigger_drops_after + checker.function_drops_after + checker.sequence_drops_after)
+        ),
     )
 
 
@@ -230,6 +237,7 @@ class _Checker:
         self.drops_before: list[str] = []
         self.trigger_drops_after: list[str] = []
         self.function_drops_after: list[str] = []
+        self.sequence_drops_after: list[str] = []
 
     def add(self, kind: FindingKind, object_type: ObjectType, name: str, detail: str) -> None:
         self.findings.append(Finding(kind, object_type, name, detail))
@@ -321,6 +329,44 @@ class _Checker:
             if trigger.key not in expected:
                 self.add("extra", "trigger", _trigger_label(trigger), self.extra_trigger_detail(trigger))
                 self.trigger_drops_after.append(_drop_trigger(trigger))
+
+    def check_sequences(self) -> None:
+        """With coalesce_ms, every queue needs its window sequence, which every sending role may set."""
+        prefix = objects.coalesce_sequence_prefix()
+        wanted = (
+            {prefix + q.table: q.name for q in self.state.queues if q.table_exists}
+            if self.config.coalesce_ms > 0
+            else {}
+        )
+        have = {seq.name: seq for seq in self.state.sequences}
+        for name, queue in wanted.items():
+            label = f"{self.config.schema}.{name}"
+            seq = have.get(name)
+            if seq is None:
+                self.add(
+                    "missing",
+                    "sequence",
+                    label,
+                    f"coalescing cannot record its window for queue {queue}: every send to it notifies",
+                )
+            elif not seq.public_access:
+                self.add(
+                    "changed",
+                    "sequence",
+                    label,
+                    "SELECT and UPDATE are not granted to PUBLIC, so other roles' sends to "
+                    f"queue {queue} fail with permission denied",
+                )
+        for name in have:
+            if name not in wanted:
+                why = (
+                    "coalesce_ms is 0 in this config"
+                    if self.config.coalesce_ms == 0
+                    else "no queue of pgmq.meta has this table"
+                )
+                self.add("extra", "sequence", f"{self.config.schema}.{name}", f"coalescing sequence left over: {why}")
+                quoted = f"{self.schema_q}.{objects.quote_ident(name)}"
+                self.sequence_drops_after.append(f"DROP SEQUENCE IF EXISTS {quoted};")
 
     def check_queue(self, queue: QueueState, trigger: TriggerState | None, message_name: str) -> None:
         if trigger is None:

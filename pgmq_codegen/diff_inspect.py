@@ -97,6 +97,14 @@ class SchemaState:
 
 
 @dataclass(frozen=True)
+class SequenceState:
+    """A per-queue sequence of coalescing in our schema, and whether PUBLIC may read and set it."""
+
+    name: str
+    public_access: bool
+
+
+@dataclass(frozen=True)
 class DatabaseState:
     """Everything ``diff`` compares, read in one rolled-back transaction."""
 
@@ -106,6 +114,7 @@ class DatabaseState:
     expected_functions: dict[str, FunctionState]
     triggers: list[TriggerState]
     queues: list[QueueState]
+    sequences: list[SequenceState]
 
 
 def read_state(
@@ -137,6 +146,7 @@ def read_state(
                 triggers = _read_triggers(conn, config)
                 expected = _create_expected_functions(conn, config, install_statements)
                 queues = _read_queues(conn, config, expected)
+                sequences = _read_sequences(conn, config.schema)
         except psycopg.errors.LockNotAvailable as exc:
             raise DatabaseError(
                 f"{database}: gave up after waiting {lock_timeout_ms} ms for a lock "
@@ -149,7 +159,7 @@ def read_state(
             ) from exc
         except psycopg.Error as exc:
             raise DatabaseError(f"{database}: reading the installed objects failed: {one_line(exc)}") from exc
-    return DatabaseState(database, schema, functions, expected, triggers, queues)
+    return DatabaseState(database, schema, functions, expected, triggers, queues, sequences)
 
 
 def one_line(exc: BaseException) -> str:
@@ -202,6 +212,24 @@ def _read_schema(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> S
     if row is None:
         return SchemaState(exists=False, comment=None, public_usage=False)
     return SchemaState(exists=True, comment=_opt_str(row[0]), public_usage=bool(row[1]))
+
+
+def _read_sequences(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> list[SequenceState]:
+    """Sequences of our schema named like coalescing's (``coalesce_<queue table>``)."""
+    rows = conn.execute(
+        """
+        SELECT c.relname::text,
+               (SELECT pg_catalog.count(DISTINCT a.privilege_type) = 2
+                FROM pg_catalog.aclexplode(coalesce(c.relacl, pg_catalog.acldefault('s', c.relowner))) AS a
+                WHERE a.grantee = 0 AND a.privilege_type IN ('SELECT', 'UPDATE'))
+        FROM pg_catalog.pg_class AS c
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relkind = 'S' AND pg_catalog.starts_with(c.relname, %s)
+        ORDER BY 1
+        """,
+        (schema, objects.coalesce_sequence_prefix()),
+    ).fetchall()
+    return [SequenceState(name=str(row[0]), public_access=bool(row[1])) for row in rows]
 
 
 _OUR_SCHEMA = sql.SQL("(SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = %s)")

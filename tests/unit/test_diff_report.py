@@ -53,6 +53,7 @@ def _state(**changes: object) -> DatabaseState:
         expected_functions={FN.key: FN},
         triggers=[META, QUEUE_TRIGGER],
         queues=[QUEUE],
+        sequences=[],
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
