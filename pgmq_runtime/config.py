@@ -182,9 +182,12 @@ class PgmqNotifyConfig:
                     )
                 )
         if not 0 <= self.coalesce_ms <= MAX_COALESCE_MS:
-            found.append(ConfigProblem(
-                "coalesce_ms", f"is {self.coalesce_ms}; it must be between 0 (off) and {MAX_COALESCE_MS} milliseconds"
-            ))
+            found.append(
+                ConfigProblem(
+                    "coalesce_ms",
+                    f"is {self.coalesce_ms}; it must be between 0 (off) and {MAX_COALESCE_MS} milliseconds",
+                )
+            )
         if self.mode not in MODES:
             found.append(ConfigProblem("mode", _choice_reason(self.mode, MODES)))
         if self.include_payload not in INCLUDE_PAYLOAD:

@@ -6,7 +6,10 @@ visibility timeout of visible, unlocked messages), so two consumers never both
 receive a message. Notifications can be lost (a dropped connection, a full
 buffer, a pooler that does not carry them), so the consumer also catches up
 with a batched ``pgmq.read`` at start-up, after every gap marker and on a slow
-timer. Delivery is at least once: a message whose visibility timeout runs out
+timer. After a coalesced event (``coalesce_ms``) it re-reads that queue every
+few milliseconds until the window is over and the queue is quiet, so the
+window's silent messages are claimed too (see :mod:`pgmq_runtime.rechecks`).
+Delivery is at least once: a message whose visibility timeout runs out
 before it is deleted or archived is delivered again.
 
 Claims are made on demand, one batch at a time, when the caller asks for the
@@ -44,6 +47,7 @@ from pgmq_runtime.events import (
     QueueCreatedEvent,
 )
 from pgmq_runtime.listener import PgmqNotifyListener, backoff_delay, connect_kwargs
+from pgmq_runtime.rechecks import RecheckSchedule
 
 APPLICATION_NAME = "pgmq-runtime-consumer"
 _Query = str | sql.SQL | sql.Composed
@@ -97,6 +101,9 @@ class ConsumerStats:
     catch_up_reads: int
     gaps: int
     reconnects: int
+    # Re-reads made after coalesced events (coalesce_ms), and the messages they found.
+    rechecks: int = 0
+    claimed_by_recheck: int = 0
 
 
 class PgmqConsumer:
@@ -159,11 +166,14 @@ class PgmqConsumer:
         self._payloads: dict[tuple[str, int], tuple[JsonValue, JsonValue]] = {}
         self._delayed: list[tuple[float, int, str]] = []
         self._catch_up: set[str] = set(self.queues)
+        self._rechecks = RecheckSchedule(self.config.coalesce_ms)
+        self._rechecking: set[str] = set()
         self._next_poll = 0.0
         self._closed = False
         self._started = False
         self._from_events = self._from_catch_up = self._catch_up_reads = 0
         self._gaps = self._reconnects = 0
+        self._recheck_reads = self._from_rechecks = 0
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -213,13 +223,15 @@ class PgmqConsumer:
 
     @property
     def stats(self) -> ConsumerStats:
-        """Counters: messages claimed from events and by catch-up, catch-up reads, gaps."""
+        """Counters: messages claimed from events and by catch-up, catch-up reads, gaps, re-checks."""
         return ConsumerStats(
             self._from_events,
             self._from_catch_up,
             self._catch_up_reads,
             self._gaps,
             self._reconnects,
+            self._recheck_reads,
+            self._from_rechecks,
         )
 
     @property
@@ -267,9 +279,16 @@ class PgmqConsumer:
             self._catch_up = set(self.queues)
             self._next_poll = now + self.poll_interval
             return
+        if due := self._rechecks.due(now):
+            self._catch_up.update(due)
+            self._rechecking.update(due)
+            return
         timeout = self._next_poll - now
         if self._delayed:
             timeout = min(timeout, max(self._delayed[0][0] - now, 0.0))
+        recheck = self._rechecks.wait(now)
+        if recheck is not None:
+            timeout = min(timeout, recheck)
         if self._listener is None:
             await asyncio.sleep(timeout)
             return
@@ -291,6 +310,11 @@ class PgmqConsumer:
         key = event.queue_name.lower()
         if key not in self.queues:
             return
+        if not isinstance(event, MessageWithPayloadEvent) and event.coalesced:
+            # Other sends of this window were silent: read the queue until it is quiet.
+            self._rechecks.woken(key, time.monotonic())
+            self._catch_up.add(key)
+            self._rechecking.add(key)
         delay = (event.ready_at - self._server_now()).total_seconds()
         if delay > 0:
             if len(self._delayed) >= self.max_pending:
@@ -342,6 +366,12 @@ class PgmqConsumer:
             )
             if len(rows) < self.batch_size:
                 self._catch_up.discard(key)
+            if key in self._rechecking:
+                self._rechecking.discard(key)
+                self._recheck_reads += 1
+                self._from_rechecks += len(rows)
+                if rows:
+                    self._rechecks.found(key, time.monotonic())
             self._catch_up_reads += 1
             self._from_catch_up += len(rows)
             self._ready.extend(self._message(key, *row) for row in rows)

@@ -93,6 +93,8 @@ class MessageReadyEvent:
     ready_at: datetime
     delay_seconds: int = 0
     visibility_timeout_seconds: int | None = None
+    # True when sent with coalesce_ms: other messages of the window were sent silently.
+    coalesced: bool = False
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     channel: str = ""
     raw: str = field(default="", repr=False, compare=False)
@@ -118,6 +120,8 @@ class BatchReadyEvent:
     message_count: int
     ready_at: datetime
     delay_seconds: int = 0
+    # True when sent with coalesce_ms: other messages of the window were sent silently.
+    coalesced: bool = False
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     channel: str = ""
     raw: str = field(default="", repr=False, compare=False)
@@ -230,6 +234,7 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
             ready_at=_time(data, "ready_at"),
             delay_seconds=_opt_int(data, "delay_seconds") or 0,
             visibility_timeout_seconds=_opt_int(data, "visibility_timeout_seconds"),
+            coalesced=_flag(data, "coalesced"),
             **common,
         )
     if kind == BATCH_READY:
@@ -243,6 +248,7 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
             message_count=_int(data, "message_count"),
             ready_at=_time(data, "ready_at"),
             delay_seconds=_opt_int(data, "delay_seconds") or 0,
+            coalesced=_flag(data, "coalesced"),
             **common,
         )
     raise AssertionError(kind)  # unreachable: kind is one of EVENT_TYPES
@@ -270,6 +276,13 @@ def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid(f"field {key!r} must be an integer, got {json.dumps(value)}")
+    return value
+
+
+def _flag(data: Mapping[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise _Invalid(f"field {key!r} must be true or false, got {json.dumps(value)}")
     return value
 
 

@@ -98,6 +98,16 @@ def test_batch_event_from_our_sql():
     assert event.metadata["source"] == "wrapper"
 
 
+def test_coalesced_flag_is_read_from_signals_and_batches_and_defaults_to_false():
+    signal_text = OURS_SIGNAL.replace('"payload_omitted" : true', '"payload_omitted" : true, "coalesced" : true')
+    signal = parse_event("c", signal_text)
+    batch = parse_event("c", OURS_BATCH.replace('"delay_seconds" : 0', '"delay_seconds" : 0, "coalesced" : true'))
+    assert isinstance(signal, MessageReadyEvent) and signal.coalesced
+    assert isinstance(batch, BatchReadyEvent) and batch.coalesced
+    plain = parse_event("c", OURS_SIGNAL)
+    assert isinstance(plain, MessageReadyEvent) and not plain.coalesced
+
+
 def test_queue_created_from_our_sql():
     event = parse_event("pgmq_queue_created", OURS_CREATED)
     assert isinstance(event, QueueCreatedEvent)
@@ -181,6 +191,11 @@ def test_json_null_message_is_a_message_not_a_missing_field():
             '{"event_type": "queue_created", "queue_name": "q", "namespace": "n", '
             '"created_at": "2025-01-01T00:00:00Z", "metadata": {"n": 1}}',
             "'metadata' must be an object of strings",
+        ),
+        (
+            '{"event_type": "message_ready", "msg_id": 1, "queue_name": "q", "namespace": "n", '
+            '"ready_at": "2025-01-01T00:00:00Z", "coalesced": "yes"}',
+            "'coalesced' must be true or false",
         ),
     ],
 )
