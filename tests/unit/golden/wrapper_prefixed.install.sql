@@ -334,6 +334,9 @@ DECLARE
     v_name text;
     v_namespace text;
     v_id bigint;
+    v_ready_at text;
+    v_delay integer;
+    v_payload text;
 BEGIN
     SELECT m.queue_name INTO v_name FROM pgmq.meta AS m WHERE m.queue_name = send_with_notify.queue_name;
     IF v_name IS NULL THEN
@@ -343,8 +346,31 @@ BEGIN
     v_name := coalesce(v_name, send_with_notify.queue_name);
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
-        PERFORM "pgmq_notify".announce_message_v1(v_name, v_namespace, "pgmq_notify".namespace_channel_v1(v_namespace),
-                                         v_id, delay, msg, headers, 'wrapper');
+        v_ready_at := to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := least(greatest(round(extract(epoch FROM delay - clock_timestamp())), 0), 2147483647)::integer;
+        v_payload := json_build_object(
+            'event_type', 'message_with_payload',
+            'msg_id', v_id,
+            'queue_name', v_name,
+            'namespace', v_namespace,
+            'message', msg,
+            'headers', headers,
+            'ready_at', v_ready_at,
+            'delay_seconds', v_delay
+        )::text;
+        IF octet_length(v_payload) > 7800 THEN
+            v_payload := json_build_object(
+                'event_type', 'message_ready',
+                'msg_id', v_id,
+                'queue_name', v_name,
+                'namespace', v_namespace,
+                'ready_at', v_ready_at,
+                'delay_seconds', v_delay,
+                'payload_omitted', true
+            )::text;
+        END IF;
+        PERFORM pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
+        PERFORM pg_notify('shop.eu.pgmq_message_ready', v_payload);
         RETURN NEXT v_id;
     END LOOP;
 END
