@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -41,6 +42,8 @@ EXECUTABLES = {
     "supabase": "supabase",
 }
 TOOL_TIMEOUT = 180
+# The coalescing window the tool tests install (coalesce_ms) and assert_coalesces expects.
+COALESCE_MS = 20
 
 
 def tools_home() -> Path:
@@ -214,9 +217,89 @@ def assert_notifies(db: Db, subscribe: Subscribe, queue: str = "orders_queue") -
     assert events[0]["queue_name"] == queue and events[0]["namespace"] == namespace
 
 
+def sequences(db: Db, schema: str) -> list[str]:
+    """Names of the sequences in ``schema`` (coalescing keeps one per queue in ours)."""
+    rows = db.query(
+        """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind = 'S' AND n.nspname = %s ORDER BY c.relname""",
+        schema,
+    )
+    return [str(name) for (name,) in rows]
+
+
+def assert_coalesces(
+    db: Db, subscribe: Subscribe, queues: Sequence[str] = ("orders_queue",), coalesce_ms: int = COALESCE_MS
+) -> None:
+    """With ``coalesce_ms`` installed, each queue (created now, or earlier) has its window sequence and
+    notifies at most once per window, with signals marked ``"coalesced": true``.
+
+    Each step sends to every queue, after waiting out two windows, so that each queue's first send of
+    the step opens a window of its own; the queues' windows are apart, so each queue is announced.
+    """
+    config = PgmqNotifyConfig(coalesce_ms=coalesce_ms)
+    channels = {queue: config.message_ready_channel(config.extract_namespace(queue)) for queue in queues}
+    sub = subscribe(db.dsn, sorted(set(channels.values())))
+    for queue in queues:
+        if not db.query("SELECT 1 FROM pgmq.meta WHERE queue_name = %s", queue):
+            db.query("SELECT pgmq.create(%s)", queue)
+        assert f"coalesce_q_{queue}" in sequences(db, config.schema), f"no window sequence for {queue}"
+    window = coalesce_ms / 1000
+
+    def send_in_a_new_window(sql: str, *params: object) -> tuple[dict[str, Any], dict[str, Any], float]:
+        """Per queue, the ids ``sql`` sent and the events that arrived; how long the sends took (seconds)."""
+        time.sleep(2 * window)
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            started = time.monotonic()
+            ids = {q: [msg_id for (msg_id,) in conn.execute(sql.encode(), (q, *params))] for q in queues}
+            elapsed = time.monotonic() - started
+        got = sub.drain()
+        events = {q: [r.event for r in got if r.event["queue_name"] == q] for q in queues}
+        assert sum(map(len, events.values())) == len(got), f"events of other queues: {got}"
+        assert all(r.channel == channels[r.event["queue_name"]] for r in got), got
+        return ids, events, elapsed
+
+    def assert_signal(event: dict[str, Any], queue: str, msg_id: int) -> None:
+        assert event["event_type"] == "message_ready" and event["msg_id"] == msg_id, event
+        assert event["queue_name"] == queue and event["namespace"] == config.extract_namespace(queue), event
+        assert event["payload_omitted"] is True and event["coalesced"] is True, event
+        assert "message" not in event, f"a coalesced event is a signal, never the content: {event}"
+
+    # one send alone in its window: one signal for it
+    ids, events, _ = send_in_a_new_window("""SELECT pgmq.send(%s, '{"coalesce": "me"}')""")
+    for queue in queues:
+        assert len(events[queue]) == 1, f"{queue}: expected one event for message {ids[queue]}, got {events[queue]}"
+        assert_signal(events[queue][0], queue, ids[queue][0])
+
+    # separate sends in quick succession, in a later window: its first send notifies again,
+    # the others of that window stay silent
+    burst = 10
+    ids, events, elapsed = send_in_a_new_window(
+        "SELECT pgmq.send(%s, jsonb_build_object('n', i)) FROM generate_series(1, %s) AS i", burst
+    )
+    windows_touched = int(elapsed / window) + 2  # a span of that length meets at most this many windows
+    for queue in queues:
+        got = events[queue]
+        assert len(ids[queue]) == burst and 1 <= len(got) <= min(windows_touched, burst - 1), (
+            f"{queue}: {burst} sends in {elapsed * 1000:.1f} ms ({coalesce_ms} ms windows): {len(got)} events {got}"
+        )
+        assert_signal(got[0], queue, ids[queue][0])
+        for event in got[1:]:
+            assert event["msg_id"] in ids[queue][1:], event
+            assert_signal(event, queue, event["msg_id"])
+
+    # one send_batch: one batch_ready signal that carries every id
+    ids, events, _ = send_in_a_new_window("""SELECT pgmq.send_batch(%s, ARRAY['{"a": 1}', '{"b": 2}']::jsonb[])""")
+    for queue in queues:
+        assert len(ids[queue]) == 2 and len(events[queue]) == 1, f"{queue} batch {ids[queue]}: got {events[queue]}"
+        (event,) = events[queue]
+        assert event["event_type"] == "batch_ready" and event["msg_ids"] == ids[queue], event
+        assert event["message_count"] == 2 and event["coalesced"] is True, event
+
+
 def assert_removed(db: Db, subscribe: Subscribe) -> None:
-    """Nothing of ours is left, and PGMQ still works (silently)."""
+    """Nothing of ours is left (coalescing's sequences included), and PGMQ still works (silently)."""
     schema = PgmqNotifyConfig().schema
+    assert sequences(db, schema) == []
     assert db.query("SELECT 1 FROM pg_namespace WHERE nspname = %s", schema) == []
     triggers = db.query(
         """SELECT c.relname, t.tgname FROM pg_trigger t

@@ -1,4 +1,8 @@
-"""Alembic applies, rolls back and re-applies our revision on top of a user's own revision."""
+"""Alembic applies, rolls back and re-applies our revision on top of a user's own revision.
+
+Then a second revision chains to ours, and a third with ``coalesce_ms`` to that
+one; ``downgrade -1`` removes it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,16 @@ from pathlib import Path
 
 from pgmq_codegen.formats import alembic as alembic_format
 from pgmq_runtime.config import PgmqNotifyConfig
-from tests.formats.conftest import Db, assert_notifies, assert_removed, cli_generate, generate, run
+from tests.formats.conftest import (
+    COALESCE_MS,
+    Db,
+    assert_coalesces,
+    assert_notifies,
+    assert_removed,
+    cli_generate,
+    generate,
+    run,
+)
 
 
 def alembic(project: Path, *args: str, stdout_only: bool = False) -> str:
@@ -64,6 +77,18 @@ def test_upgrade_downgrade_upgrade_on_top_of_a_user_revision(project, db, subscr
     alembic(project, "upgrade", "head")
     assert second_rev in alembic(project, "current")
     assert_notifies(db, subscribe, "billing_queue")
+
+    # Coalescing switched on later: a third revision chains to the second, applies, and one step down removes it.
+    (third,) = generate("alembic", versions, config=PgmqNotifyConfig(coalesce_ms=COALESCE_MS))
+    third_rev = third.name.split("_", 1)[0]
+    assert alembic_format.read_revisions(versions)[third_rev] == (second_rev,)
+    alembic(project, "upgrade", "head")
+    assert third_rev in alembic(project, "current")
+    # a queue of before gets its sequence from the install, a new one from the pgmq.meta trigger
+    assert_coalesces(db, subscribe, ["orders_queue", "coalesced_queue"])
+    alembic(project, "downgrade", "-1")
+    assert second_rev in alembic(project, "current")
+    assert_removed(db, subscribe)
 
 
 def test_bind_like_colons_survive_sqlalchemy_text(project, db):

@@ -1,9 +1,14 @@
-"""dbmate (npm ``dbmate``): ``up``, ``rollback``, ``up``, then a second migration after ours."""
+"""dbmate (npm ``dbmate``): ``up``, ``rollback``, ``up``, then a second migration after ours.
+
+Last, a third with ``coalesce_ms`` goes ``up`` and one ``rollback`` removes it.
+"""
 
 from __future__ import annotations
 
 from pgmq_runtime.config import MigrationConfig, PgmqNotifyConfig
 from tests.formats.conftest import (
+    COALESCE_MS,
+    assert_coalesces,
     assert_notifies,
     assert_removed,
     cli_generate,
@@ -37,6 +42,19 @@ def test_up_rollback_up_and_a_second_migration(project, db, subscribe):
     applied = [v for (v,) in db.query("SELECT version FROM schema_migrations ORDER BY version")]
     assert applied == [first.name.split("_")[0], second.name.split("_")[0]]
     assert_notifies(db, subscribe, "billing_queue")
+
+    # Coalescing switched on later: a third migration applies, and "rollback" (one step) removes it.
+    config = PgmqNotifyConfig(coalesce_ms=COALESCE_MS)
+    (third,) = generate("dbmate", first.parent, now=same_second(first), config=config)
+    assert third.name > second.name
+    tool("up")
+    assert db.query("SELECT max(version) FROM schema_migrations") == [(third.name.split("_")[0],)]
+    # a queue of before gets its sequence from the install, a new one from the pgmq.meta trigger
+    assert_coalesces(db, subscribe, ["orders_queue", "coalesced_queue"])
+    tool("rollback")
+    applied = [v for (v,) in db.query("SELECT version FROM schema_migrations ORDER BY version")]
+    assert applied == [first.name.split("_")[0], second.name.split("_")[0]]
+    assert_removed(db, subscribe)
 
 
 def test_without_rollback_the_down_block_refuses(project, db):

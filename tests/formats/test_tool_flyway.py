@@ -4,12 +4,16 @@ Flyway's undo (``U`` files) needs Flyway Teams: the community edition runs the
 ``V`` files (and ignores the ``U`` ones), so the rollback SQL is applied
 directly, as a community user would, and ``flyway repair`` is not involved: the
 history keeps the version as applied, and a later generated migration (the same
-install, idempotent) brings the objects back.
+install, idempotent) brings the objects back. A fourth, with ``coalesce_ms``, is
+migrated and undone the same way.
 """
 
 from __future__ import annotations
 
+from pgmq_runtime.config import PgmqNotifyConfig
 from tests.formats.conftest import (
+    COALESCE_MS,
+    assert_coalesces,
     assert_notifies,
     assert_removed,
     cli_generate,
@@ -59,6 +63,17 @@ def test_migrate_validate_rollback_and_a_second_migration(project, db, subscribe
     tool("validate")
     assert_notifies(db, subscribe)
     assert db.query("SELECT max(version::int) FROM flyway_schema_history WHERE success") == [(3,)]
+
+    # Coalescing switched on later: V4 migrates and validates; its U script (run as above) removes it.
+    up4, undo4 = generate("flyway", migrations, config=PgmqNotifyConfig(coalesce_ms=COALESCE_MS))
+    assert (up4.name, undo4.name) == ("V4__add_pgmq_notifications.sql", "U4__add_pgmq_notifications.sql")
+    tool("migrate")
+    tool("validate")
+    assert db.query("SELECT max(version::int) FROM flyway_schema_history WHERE success") == [(4,)]
+    # a queue of before gets its sequence from the install, a new one from the pgmq.meta trigger
+    assert_coalesces(db, subscribe, ["orders_queue", "coalesced_queue"])
+    run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", db.dsn, "-f", undo4], project)
+    assert_removed(db, subscribe)
 
 
 def test_validate_migration_naming_passes(project, db):

@@ -2,12 +2,16 @@
 
 Then a master changelog that ``includeAll``s the folder applies a second
 generated changelog after ours (Liquibase records the first one under the same
-path, so it is not run twice).
+path, so it is not run twice); a third with ``coalesce_ms`` follows the same way and
+``rollback-count 1`` on the master removes it.
 """
 
 from __future__ import annotations
 
+from pgmq_runtime.config import PgmqNotifyConfig
 from tests.formats.conftest import (
+    COALESCE_MS,
+    assert_coalesces,
     assert_notifies,
     assert_removed,
     cli_generate,
@@ -61,3 +65,16 @@ def test_update_rollback_update_and_a_second_changelog(project, db, subscribe):
     rows = db.query("SELECT filename, exectype FROM databasechangelog ORDER BY orderexecuted")
     assert rows == [(ours, "EXECUTED"), (second.relative_to(project).as_posix(), "EXECUTED")]
     assert_notifies(db, subscribe, "billing_queue")
+
+    # Coalescing switched on later: a third changelog applies through the master; "rollback-count 1" removes it.
+    config = PgmqNotifyConfig(coalesce_ms=COALESCE_MS)
+    (third,) = generate("liquibase", first.parent, now=same_second(first), config=config)
+    assert third.name > second.name
+    tool("changelog-master.xml", "update")
+    (last,) = db.query("SELECT filename FROM databasechangelog ORDER BY orderexecuted DESC LIMIT 1")
+    assert last == (third.relative_to(project).as_posix(),)
+    # a queue of before gets its sequence from the install, a new one from the pgmq.meta trigger
+    assert_coalesces(db, subscribe, ["orders_queue", "coalesced_queue"])
+    tool("changelog-master.xml", "rollback-count", "--count=1")
+    assert db.query("SELECT filename, exectype FROM databasechangelog ORDER BY orderexecuted") == rows
+    assert_removed(db, subscribe)
