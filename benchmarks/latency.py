@@ -7,9 +7,12 @@ when each message reaches it, so a latency is ``received - message["t"]``.
 
 Receivers: the runtime's :class:`PgmqNotifyListener` (event) and
 :class:`PgmqConsumer` (claim) against pgmq-codegen's trigger and wrapper
-modes; PGMQ's own ``enable_notify_insert`` (0 and 250 ms throttle) followed by
-a ``pgmq.read``; and a polling consumer (the runtime's ``poll_only`` mode) at
-100 ms and 1 s. Each run also counts the messages sent but never received.
+modes, and the consumer again against the trigger mode with ``coalesce_ms``
+(most messages are sent silently there: the consumer must find them by
+re-reading the queue, each claimed exactly once); PGMQ's own
+``enable_notify_insert`` (0 and 250 ms throttle) followed by a ``pgmq.read``;
+and a polling consumer (the runtime's ``poll_only`` mode) at 100 ms and 1 s.
+Each run also counts the messages sent but never received, or received twice.
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ class LatencyVariant:
     # How long to wait after the last send for stragglers (s). Generous: the wait ends as
     # soon as every message is in, so only a real loss (or PGMQ's throttle) waits it out.
     settle: float = 2.0
+    # How long to keep receiving once every message is in, so that a late second claim is counted.
+    linger: float = 0.0
 
     @property
     def must_receive_all(self) -> bool:
@@ -122,8 +127,10 @@ class LatencyVariant:
 
 def latency_variants() -> tuple[LatencyVariant, ...]:
     """Every receiver measured, in run order."""
-    t, w, p = server.TRIGGER, server.WRAPPER, server.PLAIN
+    t, w, p, c = server.TRIGGER, server.WRAPPER, server.PLAIN, server.COALESCE
     n0, n250 = server.NATIVE0, server.NATIVE250
+    # Past the window and the consumer's re-reads of it.
+    window = server.COALESCE_MS / 1000
     return (
         LatencyVariant("trigger-event", "codegen trigger → listener event", t, lambda d: EventReceiver(d, t)),
         LatencyVariant("trigger-claim", "codegen trigger → consumer claim", t, lambda d: ClaimReceiver(d, t)),
@@ -132,6 +139,13 @@ def latency_variants() -> tuple[LatencyVariant, ...]:
             "codegen trigger → consumer claim, consumer synchronous_commit=off",
             t,
             lambda d: ClaimReceiver(d, t, async_commit=True),
+        ),
+        LatencyVariant(
+            "coalesce20-claim",
+            f"codegen trigger coalesce_ms={server.COALESCE_MS} → consumer claim",
+            c,
+            lambda d: ClaimReceiver(d, c),
+            linger=5 * window,
         ),
         LatencyVariant("wrapper-event", "codegen wrapper → listener event", w, lambda d: EventReceiver(d, w)),
         LatencyVariant("wrapper-claim", "codegen wrapper → consumer claim", w, lambda d: ClaimReceiver(d, w)),
@@ -181,6 +195,7 @@ async def measure(
         deadline = time.monotonic() + lv.settle
         while time.monotonic() < deadline and not ids <= receiver.receipts.arrived.keys():
             await asyncio.sleep(0.01)
+        await asyncio.sleep(lv.linger)
     finally:
         await receiver.stop()
     got = receiver.receipts

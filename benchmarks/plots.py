@@ -42,7 +42,7 @@ def _latency_cdf(results: Results, path: Path) -> Path:
         for s in (s for s in results.latency if s.rate == rate and s.cdf):
             xs = [max(x, 0.01) for x, _ in s.cdf]
             ys = [y for _, y in s.cdf]
-            style = "-" if s.key.startswith(("trigger", "wrapper")) else "--"
+            style = "-" if s.key.startswith(("trigger", "wrapper", "coalesce")) else "--"
             ax.step(xs, ys, style, where="post", label=s.label)
         ax.set_xscale("log")
         ax.set_xlabel("latency from send start (ms, log scale)")

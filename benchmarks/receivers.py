@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import psycopg
@@ -122,7 +122,8 @@ class ClaimReceiver:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._task, 5)
         stats = self.consumer.stats
-        self.receipts.extra = {"from_events": stats.claimed_from_events, "from_catch_up": stats.claimed_by_catch_up}
+        # Every counter (claimed from events, by catch-up, by re-checks after coalesced events, ...).
+        self.receipts.extra = {name: value for name, value in asdict(stats).items() if isinstance(value, int)}
         self.receipts.gaps = stats.gaps
 
 

@@ -14,7 +14,9 @@ from benchmarks.common import Sizes
 VARIANT_LABELS = {v.name: v.label for v in server.VARIANTS}
 TIMES = "\u00d7"  # the multiplication sign of "0.95x"
 NONE = "\u2013"  # an en dash: not measured
-CODEGEN = ("trigger", "wrapper")
+# pgmq-codegen's variants: those announcing every message, and those coalescing announcements.
+EACH = tuple(v.name for v in server.VARIANTS if v.announces_each)
+COALESCING = tuple(v.name for v in server.VARIANTS if v.coalesces)
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Results:
 
 @dataclass(frozen=True)
 class Target:
-    """One target of issue #8 and whether this run met it."""
+    """One target of issue #8 or #9 and whether this run met it."""
 
     goal: str
     measured: str
@@ -79,8 +81,10 @@ def _latency(results: Results, key: str, rate: int) -> latency.LatencySummary | 
 def lost_messages(results: Results) -> dict[str, int]:
     """Messages left unannounced or unclaimed where every one must arrive, by phase."""
     return {
-        "producers (unannounced)": sum(s.missing + s.duplicates for s in results.producers if s.variant in CODEGEN),
-        "latency (not received)": sum(s.missing + s.duplicates for s in results.latency if s.must_receive_all),
+        "producers (unannounced or twice)": sum(
+            s.missing + s.duplicates for s in results.producers if s.variant in EACH + COALESCING
+        ),
+        "latency (not received or twice)": sum(s.missing + s.duplicates for s in results.latency if s.must_receive_all),
         "consumers (not deleted)": sum(s.missing + s.duplicates for s in results.consumers),
         "listener drain (dropped)": sum(s.sent - s.received for s in results.drain),
     }
@@ -119,6 +123,7 @@ def targets(results: Results) -> list[Target]:
                 claim.p50 <= 2 and claim.p99 <= 10,
             )
         )
+    out += _coalesce_targets(results)
     lost = lost_messages(results)
     out.append(
         Target(
@@ -127,6 +132,46 @@ def targets(results: Results) -> list[Target]:
             not any(lost.values()),
         )
     )
+    return out
+
+
+def _coalesce_targets(results: Results) -> list[Target]:
+    """Issue #9: coalescing keeps 4 producers near plain, claims within the window, each exactly once."""
+    out: list[Target] = []
+    window = server.COALESCE_MS
+    name = server.COALESCE.name
+    four = _producer(results, "send-c4", name)
+    if four is not None:
+        trig = _producer(results, "send-c4", "trigger")
+        beside = f" (trigger without coalescing: {_ratio(trig.ratio)})" if trig else ""
+        out.append(
+            Target(
+                f"4 producers with coalesce_ms={window} ≥ 0.85{TIMES} plain",
+                f"{_ratio(four.ratio)}{beside}",
+                four.ratio >= 0.85,
+            )
+        )
+    claim = _latency(results, f"{name}-claim", 500)
+    if claim is not None:
+        out.append(
+            Target(
+                f"claim p99 with coalesce_ms={window} ≤ window + 10 ms ({window + 10} ms) at 500 msg/s",
+                f"p50 {_ms(claim.p50)} ms, p99 {_ms(claim.p99)} ms, max {_ms(claim.max)} ms",
+                claim.p99 <= window + 10,
+            )
+        )
+    rows = [s for s in results.latency if s.key == f"{name}-claim"]
+    if rows:
+        out.append(
+            Target(
+                f"every message claimed exactly once with coalesce_ms={window}",
+                "; ".join(
+                    f"{s.rate} msg/s: {s.received:,} of {s.sent:,} claimed, {s.missing:,} never, {s.duplicates:,} twice"
+                    for s in rows
+                ),
+                all(s.missing == 0 and s.duplicates == 0 and s.sent > 0 for s in rows),
+            )
+        )
     return out
 
 
@@ -187,13 +232,25 @@ def _producer_tables(results: Results) -> list[str]:
                 cells.append(f"{_ratio(s.ratio)} ({_rate(s.msgs_per_s)})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     checks = []
-    for variant in CODEGEN:
+    for variant in EACH + COALESCING:
         own = [s for s in results.producers if s.variant == variant]
-        if own:
-            inserted = sum(s.inserted for s in own)
-            announced = sum(s.announced for s in own)
-            duplicates = sum(s.duplicates for s in own)
+        if not own:
+            continue
+        inserted = sum(s.inserted for s in own)
+        announced = sum(s.announced for s in own)
+        duplicates = sum(s.duplicates for s in own)
+        if variant in EACH:
             checks.append(f"{variant}: {announced:,} of {inserted:,} messages announced, {duplicates} twice")
+            continue
+        # Only the first message of each window is announced: count notifications, not ids.
+        notifications = sum(s.notifications for s in own)
+        seconds = sum(s.seconds for s in own)
+        per_message = notifications / inserted if inserted else math.nan
+        per_second = notifications / seconds if seconds > 0 else math.nan
+        checks.append(
+            f"{variant}: {notifications:,} notifications for {inserted:,} messages ({per_message:.4f} per message, "
+            f"{per_second:,.0f}/s over the pgbench runs), {duplicates} announced twice"
+        )
     failed = sum(s.failed for s in results.producers)
     lines += [
         "",
@@ -246,11 +303,28 @@ def _latency_table(results: Results) -> list[str]:
         received = f"{s.received:,} / {s.sent:,}"
         if s.missing:
             received += f" (**{s.missing:,} never {'read' if not s.must_receive_all else 'received'}**)"
+        if s.duplicates:
+            received += f" (**{s.duplicates:,} twice**)"
         lines.append(
             f"| {s.label} | {s.rate} | {_ms(s.p50)} | {_ms(s.p95)} | {_ms(s.p99)} | {_ms(s.max)} | "
             f"{_ms(s.after_return_p50)} | {_ms(s.send_p50)} | {received} |"
         )
+    found = [_found(s) for s in results.latency if s.key == f"{server.COALESCE.name}-claim"]
+    if found:
+        lines += ["", f"How the consumer found the messages with coalesce_ms={server.COALESCE_MS}: {'; '.join(found)}."]
     return lines
+
+
+def _found(s: latency.LatencySummary) -> str:
+    """Claims of one coalescing row by origin: events, re-reads after coalesced events, other reads."""
+    events = s.extra.get("claimed_from_events", 0)
+    rechecked = s.extra.get("claimed_by_recheck", 0)
+    # Whatever neither an event nor a re-check claimed came from the slow catch-up.
+    other = max(s.received + s.duplicates - events - rechecked, 0)
+    return (
+        f"{s.rate} msg/s: {events:,} from events, {rechecked:,} by {s.extra.get('rechecks', 0):,} re-reads "
+        f"after coalesced events, {other:,} by other reads"
+    )
 
 
 def _consumer_table(results: Results) -> list[str]:
