@@ -106,24 +106,23 @@ DECLARE
     v_delay integer;
     v_payload text;
 BEGIN
-    IF NOT "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
-        RETURN;
+    IF "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
+        v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+        v_payload := json_build_object(
+            'event_type', 'message_ready',
+            'msg_id', p_msg_id,
+            'queue_name', p_queue_name,
+            'namespace', p_namespace,
+            'ready_at', v_ready_at,
+            'delay_seconds', v_delay,
+            'payload_omitted', true,
+            'coalesced', true,
+            'metadata', json_build_object('source', p_source)
+        )::text;
+        PERFORM pg_notify(p_channel, v_payload);
+        PERFORM pg_notify('pgmq_message_ready', v_payload);
     END IF;
-    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
-    v_payload := json_build_object(
-        'event_type', 'message_ready',
-        'msg_id', p_msg_id,
-        'queue_name', p_queue_name,
-        'namespace', p_namespace,
-        'ready_at', v_ready_at,
-        'delay_seconds', v_delay,
-        'payload_omitted', true,
-        'coalesced', true,
-        'metadata', json_build_object('source', p_source)
-    )::text;
-    PERFORM pg_notify(p_channel, v_payload);
-    PERFORM pg_notify('pgmq_message_ready', v_payload);
 END
 $pgmq_codegen$;
 
