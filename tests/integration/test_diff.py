@@ -194,17 +194,6 @@ DRIFTS = {
 }
 
 
-@pytest.mark.parametrize("case", list(DRIFTS), ids=lambda c: c.replace(" ", "-"))
-def test_each_drift_is_reported_precisely_and_repaired(dsn, case):
-    setup, expected, detail = DRIFTS[case]
-    install(dsn, DEFAULT)
-    _sql(dsn, *setup)
-    report = diff.compare(dsn, DEFAULT)
-    assert _found(report) == expected
-    assert any(detail in f.detail for f in report.findings), [f.detail for f in report.findings]
-    _repair_and_check(dsn, DEFAULT, report)
-
-
 COALESCING = PgmqNotifyConfig(coalesce_ms=20)
 COALESCING_DRIFTS = {
     "window sequence dropped": (
@@ -228,15 +217,18 @@ COALESCING_DRIFTS = {
 }
 
 
-@pytest.mark.parametrize("case", list(COALESCING_DRIFTS), ids=lambda c: c.replace(" ", "-"))
-def test_each_coalescing_drift_is_reported_precisely_and_repaired(dsn, case):
-    setup, expected, detail = COALESCING_DRIFTS[case]
-    install(dsn, COALESCING)
+CASES = [(DEFAULT, DRIFTS, case) for case in DRIFTS] + [(COALESCING, COALESCING_DRIFTS, c) for c in COALESCING_DRIFTS]
+
+
+@pytest.mark.parametrize(("config", "drifts", "case"), CASES, ids=[c.replace(" ", "-") for _, _, c in CASES])
+def test_each_drift_is_reported_precisely_and_repaired(dsn, config, drifts, case):
+    setup, expected, detail = drifts[case]
+    install(dsn, config)
     _sql(dsn, *setup)
-    report = diff.compare(dsn, COALESCING)
+    report = diff.compare(dsn, config)
     assert _found(report) == expected
     assert any(detail in f.detail for f in report.findings), [f.detail for f in report.findings]
-    _repair_and_check(dsn, COALESCING, report)
+    _repair_and_check(dsn, config, report)
 
 
 def test_turning_coalescing_on_or_off_reports_the_sequences_and_the_repair_follows(dsn):
