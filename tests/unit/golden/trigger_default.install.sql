@@ -189,14 +189,14 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
-    v_count bigint;
     v_msg_id bigint;
     v_vt timestamptz;
-    v_message jsonb;
-    v_headers jsonb;
     v_ready_at text;
     v_delay integer;
     v_payload text;
+    v_count bigint;
+    v_message jsonb;
+    v_headers jsonb;
     r record;
 BEGIN
     SELECT count(*) OVER (), msg_id, vt, message, headers

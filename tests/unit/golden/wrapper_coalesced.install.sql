@@ -67,18 +67,17 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
-    v_sequence constant text := format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(p_queue_name, 'q'));
-    v_window constant bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint / 25;
-    v_last bigint;
+    v_sequence regclass;
+    v_window bigint;
 BEGIN
-    IF to_regclass(v_sequence) IS NULL THEN
-        RETURN true;
+    v_sequence := to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(p_queue_name, 'q')));
+    IF v_sequence IS NOT NULL THEN
+        v_window := (extract(epoch FROM clock_timestamp()) * 1000)::bigint / 25;
+        IF pg_sequence_last_value(v_sequence) >= v_window THEN
+            RETURN false;
+        END IF;
+        PERFORM setval(v_sequence, v_window);
     END IF;
-    EXECUTE 'SELECT last_value FROM ' || v_sequence INTO v_last;
-    IF v_last >= v_window THEN
-        RETURN false;
-    END IF;
-    PERFORM setval(v_sequence::regclass, v_window);
     RETURN true;
 END
 $pgmq_codegen$;
