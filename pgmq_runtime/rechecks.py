@@ -32,6 +32,8 @@ class RecheckSchedule:
 
     coalesce_ms: int
     _until: dict[str, float] = field(default_factory=dict)
+    # Queues handed out by due() for their last read: found() may still extend them.
+    _last_read: set[str] = field(default_factory=set)
     _next_at: float = 0.0
 
     @property
@@ -49,8 +51,9 @@ class RecheckSchedule:
         self._extend(key, now + self.window + QUIET_MARGIN)
 
     def found(self, key: str, now: float) -> None:
-        """A re-read of ``key`` found messages: the queue is not quiet yet."""
-        if key in self._until:
+        """A re-read of ``key`` found messages: the queue is not quiet yet (its last read included)."""
+        if key in self._until or key in self._last_read:
+            self._last_read.discard(key)
             self._extend(key, now + QUIET_MARGIN)
 
     def _extend(self, key: str, until: float) -> None:
@@ -60,12 +63,15 @@ class RecheckSchedule:
 
     def due(self, now: float) -> list[str]:
         """The queues to re-read now (empty if none is due); a queue past its time is read one last time."""
+        # The consumer asks again only once its reads are done: a last read has been answered.
+        self._last_read = set()
         if not self._until or now < self._next_at:
             return []
         keys = list(self._until)
         for key in keys:
             if now >= self._until[key]:
                 del self._until[key]
+                self._last_read.add(key)
         self._next_at = now + self.interval
         return keys
 

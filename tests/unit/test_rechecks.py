@@ -48,6 +48,28 @@ def test_finding_messages_keeps_the_rereads_going_until_quiet():
     assert reads[-1][0] >= 0.06 + QUIET_MARGIN
 
 
+def test_messages_found_by_the_last_read_keep_the_rereads_going():
+    schedule = RecheckSchedule(coalesce_ms=20)
+    schedule.woken("q", now=0.0)
+    end = 0.020 + QUIET_MARGIN
+    assert schedule.due(end) == ["q"]  # the last read: nothing is left to re-read after it
+    assert schedule.wait(end) is None
+    schedule.found("q", now=end + 0.001)  # ... but it found messages, so the queue is not quiet
+    reads = drive(schedule, start=end + schedule.interval, step=0.001, until=1.0)
+    assert reads[0][1] == ["q"]
+    assert reads[-1][0] >= end + 0.001 + QUIET_MARGIN
+
+
+def test_found_after_the_last_read_was_answered_schedules_nothing():
+    schedule = RecheckSchedule(coalesce_ms=20)
+    schedule.woken("q", now=0.0)
+    end = 0.020 + QUIET_MARGIN
+    assert schedule.due(end) == ["q"]
+    assert schedule.due(end + 1.0) == []  # the next round of due() closes the last read
+    schedule.found("q", now=end + 1.0)
+    assert schedule.wait(end + 1.0) is None
+
+
 def test_found_without_a_wake_schedules_nothing():
     schedule = RecheckSchedule(coalesce_ms=20)
     schedule.found("q", now=0.0)
