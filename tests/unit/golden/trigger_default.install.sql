@@ -125,12 +125,14 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
-    v_ready_at constant text := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay constant integer := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
-    v_budget integer;
+    v_ready_at text;
+    v_delay integer;
     v_payload text;
-    r record;
+    v_budget integer;
+    v_chunk record;
 BEGIN
+    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
     -- The common case: every id fits one event.
     v_payload := json_build_object(
         'event_type', 'batch_ready',
@@ -145,34 +147,34 @@ BEGIN
     IF octet_length(v_payload) <= 7800 THEN
         PERFORM pg_notify(p_channel, v_payload);
         PERFORM pg_notify('pgmq_message_ready', v_payload);
-        RETURN;
+    ELSE
+        -- Too many ids for one event: split them. Bytes left for ids per event are
+        -- the limit, less the event without ids, less room for message_count's
+        -- digits (10) and for the one id a chunk may overshoot by (21).
+        v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(p_msg_ids)::text) + 2);
+        FOR v_chunk IN
+            SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+            FROM (
+                SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
+                FROM unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
+            ) AS numbered
+            GROUP BY (cum - 1) / v_budget
+            ORDER BY (cum - 1) / v_budget
+        LOOP
+            v_payload := json_build_object(
+                'event_type', 'batch_ready',
+                'msg_ids', to_json(v_chunk.ids),
+                'queue_name', p_queue_name,
+                'namespace', p_namespace,
+                'message_count', v_chunk.n,
+                'ready_at', v_ready_at,
+                'delay_seconds', v_delay,
+                'metadata', json_build_object('source', p_source)
+            )::text;
+            PERFORM pg_notify(p_channel, v_payload);
+            PERFORM pg_notify('pgmq_message_ready', v_payload);
+        END LOOP;
     END IF;
-    -- Too many ids for one event: split them. Bytes left for ids per event are
-    -- the limit, less the event without ids, less room for message_count's
-    -- digits (10) and for the one id a chunk may overshoot by (21).
-    v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(p_msg_ids)::text) + 2);
-    FOR r IN
-        SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
-        FROM (
-            SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
-            FROM unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
-        ) AS numbered
-        GROUP BY (cum - 1) / v_budget
-        ORDER BY (cum - 1) / v_budget
-    LOOP
-        v_payload := json_build_object(
-            'event_type', 'batch_ready',
-            'msg_ids', to_json(r.ids),
-            'queue_name', p_queue_name,
-            'namespace', p_namespace,
-            'message_count', r.n,
-            'ready_at', v_ready_at,
-            'delay_seconds', v_delay,
-            'metadata', json_build_object('source', p_source)
-        )::text;
-        PERFORM pg_notify(p_channel, v_payload);
-        PERFORM pg_notify('pgmq_message_ready', v_payload);
-    END LOOP;
 END
 $pgmq_codegen$;
 
@@ -183,20 +185,23 @@ COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARR
 -- the queue name as pgmq.meta spells it, its namespace and channel. A single
 -- send reads the transition table once and announces inline: each query on a
 -- transition table is planned anew, and it is most of what a send pays.
+-- Batches are announced inline too (announce_batch_v1 shares the statements).
 CREATE OR REPLACE FUNCTION "pgmq_notify".on_message_insert_v1()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
+    v_count bigint;
     v_msg_id bigint;
     v_vt timestamptz;
+    v_message jsonb;
+    v_headers jsonb;
     v_ready_at text;
     v_delay integer;
     v_payload text;
-    v_count bigint;
-    v_message jsonb;
-    v_headers jsonb;
+    v_budget integer;
+    v_chunk record;
     r record;
 BEGIN
     SELECT count(*) OVER (), msg_id, vt, message, headers
@@ -233,7 +238,50 @@ BEGIN
         PERFORM pg_notify('pgmq_message_ready', v_payload);
     ELSIF v_count > 1 THEN
         FOR r IN SELECT vt, array_agg(msg_id ORDER BY msg_id) AS ids FROM new_rows GROUP BY vt ORDER BY vt LOOP
-            PERFORM "pgmq_notify".announce_batch_v1(TG_ARGV[0], TG_ARGV[1], TG_ARGV[2], r.ids, r.vt, 'trigger');
+            v_ready_at := to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_delay := least(greatest(round(extract(epoch FROM r.vt - clock_timestamp())), 0), 2147483647)::integer;
+            -- The common case: every id fits one event.
+            v_payload := json_build_object(
+                'event_type', 'batch_ready',
+                'msg_ids', to_json(r.ids),
+                'queue_name', TG_ARGV[0],
+                'namespace', TG_ARGV[1],
+                'message_count', cardinality(r.ids),
+                'ready_at', v_ready_at,
+                'delay_seconds', v_delay,
+                'metadata', json_build_object('source', 'trigger')
+            )::text;
+            IF octet_length(v_payload) <= 7800 THEN
+                PERFORM pg_notify(TG_ARGV[2], v_payload);
+                PERFORM pg_notify('pgmq_message_ready', v_payload);
+            ELSE
+                -- Too many ids for one event: split them. Bytes left for ids per event are
+                -- the limit, less the event without ids, less room for message_count's
+                -- digits (10) and for the one id a chunk may overshoot by (21).
+                v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(r.ids)::text) + 2);
+                FOR v_chunk IN
+                    SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+                    FROM (
+                        SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
+                        FROM unnest(r.ids) WITH ORDINALITY AS u(id, ord)
+                    ) AS numbered
+                    GROUP BY (cum - 1) / v_budget
+                    ORDER BY (cum - 1) / v_budget
+                LOOP
+                    v_payload := json_build_object(
+                        'event_type', 'batch_ready',
+                        'msg_ids', to_json(v_chunk.ids),
+                        'queue_name', TG_ARGV[0],
+                        'namespace', TG_ARGV[1],
+                        'message_count', v_chunk.n,
+                        'ready_at', v_ready_at,
+                        'delay_seconds', v_delay,
+                        'metadata', json_build_object('source', 'trigger')
+                    )::text;
+                    PERFORM pg_notify(TG_ARGV[2], v_payload);
+                    PERFORM pg_notify('pgmq_message_ready', v_payload);
+                END LOOP;
+            END IF;
         END LOOP;
     END IF;
     RETURN NULL;
