@@ -2,11 +2,13 @@
 
 With ``coalesce_ms`` the SQL announces only the first send of each window; the
 other sends of that window stay silent. A consumer woken by such an event
-re-reads the queue every few milliseconds until the window is over, plus a
-margin for the silent senders' commits, and goes on while the re-reads still
-find messages ("until the queue is quiet"). A silent message is therefore
-claimed within one re-check interval of its commit (at most 10 ms), as long as
-it commits before the margin runs out.
+re-reads the queue every quarter window (2-10 ms) until the window is over,
+then goes on for a margin, for silent senders still committing, and for as long
+as the re-reads find messages ("until the queue is quiet"). In the margin, re-reads
+that come back empty are spaced out (doubling, up to 10 ms): at low rates most
+of them find nothing, and a found message brings the quarter-window pace back.
+A silent message is therefore claimed within one re-read interval of its
+commit, at most 10 ms, as long as it commits before the margin runs out.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class RecheckSchedule:
 
     coalesce_ms: int
     _until: dict[str, float] = field(default_factory=dict)
+    # When each queue's latest window ends: until then it is re-read at the full pace.
+    _window_end: dict[str, float] = field(default_factory=dict)
+    # Rounds of re-reads since one last found messages (spaces out the margin's re-reads).
+    _empty_rounds: int = 0
     # Queues handed out by due() for their last read: found() may still extend them.
     _last_read: set[str] = field(default_factory=set)
     _next_at: float = 0.0
@@ -48,17 +54,21 @@ class RecheckSchedule:
 
     def woken(self, key: str, now: float) -> None:
         """A coalesced event for queue ``key`` arrived at ``now``."""
+        self._window_end[key] = max(self._window_end.get(key, 0.0), now + self.window)
         self._extend(key, now + self.window + QUIET_MARGIN)
 
     def found(self, key: str, now: float) -> None:
         """A re-read of ``key`` found messages: the queue is not quiet yet (its last read included)."""
         if key in self._until or key in self._last_read:
             self._last_read.discard(key)
+            self._empty_rounds = 0
             self._extend(key, now + QUIET_MARGIN)
+            self._next_at = min(self._next_at, now + self.interval)
 
     def _extend(self, key: str, until: float) -> None:
         if not self._until:
             self._next_at = 0.0
+            self._empty_rounds = 0
         self._until[key] = max(self._until.get(key, 0.0), until)
 
     def due(self, now: float) -> list[str]:
@@ -68,12 +78,19 @@ class RecheckSchedule:
         if not self._until or now < self._next_at:
             return []
         keys = list(self._until)
+        in_window = any(now < self._window_end.get(key, 0.0) for key in keys)
         for key in keys:
             if now >= self._until[key]:
                 del self._until[key]
+                self._window_end.pop(key, None)
                 self._last_read.add(key)
-        self._next_at = now + self.interval
+        self._next_at = now + (self.interval if in_window else self._margin_interval())
+        self._empty_rounds = 0 if in_window else self._empty_rounds + 1
         return keys
+
+    def _margin_interval(self) -> float:
+        """After the window: the interval, doubled for each re-read round that found nothing, up to the maximum."""
+        return min(self.interval * 2 ** min(self._empty_rounds, 8), MAX_INTERVAL)
 
     def wait(self, now: float) -> float | None:
         """Seconds until the next re-read is due, or None when no queue is being re-read."""

@@ -26,26 +26,42 @@ def test_nothing_is_due_before_any_coalesced_event():
     assert schedule.wait(5.0) is None
 
 
-def test_rereads_cover_the_window_and_margin_at_the_interval_then_stop():
+def test_rereads_cover_the_window_at_the_interval_and_the_margin_at_most_the_maximum_apart():
     schedule = RecheckSchedule(coalesce_ms=20)
     schedule.woken("q", now=10.0)
     reads = drive(schedule, start=10.0, step=0.001, until=11.0)
     times = [t for t, _ in reads]
     assert times[0] == 10.0
-    # Every gap is the interval (a quarter of 20 ms), never more.
-    gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
-    assert max(gaps) <= schedule.interval + 0.001
+    gaps = [(a, round(b - a, 6)) for a, b in itertools.pairwise(times)]
+    # Within the window: every quarter window (5 ms), never more.
+    assert all(gap <= schedule.interval + 0.001 for at, gap in gaps if at < 10.020)
+    # In the margin, re-reads that find nothing are spaced out, never past the maximum.
+    margin_gaps = [gap for at, gap in gaps if at >= 10.020]
+    assert max(margin_gaps) > schedule.interval + 0.001
+    assert max(margin_gaps) <= MAX_INTERVAL + 0.001
     # The last read is at or just past the window plus the margin, then nothing.
-    assert 10.0 + 0.020 + QUIET_MARGIN <= times[-1] <= 10.0 + 0.020 + QUIET_MARGIN + schedule.interval + 0.001
+    assert 10.0 + 0.020 + QUIET_MARGIN <= times[-1] <= 10.0 + 0.020 + QUIET_MARGIN + MAX_INTERVAL + 0.001
     assert schedule.wait(11.0) is None
 
 
-def test_finding_messages_keeps_the_rereads_going_until_quiet():
+def test_the_margin_spends_fewer_reads_than_the_full_pace_would():
     schedule = RecheckSchedule(coalesce_ms=20)
     schedule.woken("q", now=0.0)
-    schedule.found("q", now=0.06)
-    reads = drive(schedule, start=0.0, step=0.001, until=1.0)
-    assert reads[-1][0] >= 0.06 + QUIET_MARGIN
+    reads = drive(schedule, start=0.0, step=0.0005, until=1.0)
+    full_pace = (0.020 + QUIET_MARGIN) / schedule.interval + 1
+    assert len(reads) < 0.75 * full_pace
+
+
+def test_a_read_that_finds_messages_brings_back_the_full_pace():
+    schedule = RecheckSchedule(coalesce_ms=20)
+    schedule.woken("q", now=0.0)
+    before = drive(schedule, start=0.0, step=0.0005, until=0.060)
+    spaced = round(before[-1][0] - before[-2][0], 6)
+    assert spaced > schedule.interval + 0.0005  # the margin's empty re-reads have spaced out
+    schedule.found("q", now=before[-1][0])  # ... until the latest one finds messages
+    after = drive(schedule, start=0.0605, step=0.0005, until=0.2)
+    first_gaps = [round(b - a, 6) for (a, _), (b, _) in itertools.pairwise([before[-1], *after[:2]])]
+    assert all(gap <= schedule.interval + 0.0005 for gap in first_gaps)
 
 
 def test_messages_found_by_the_last_read_keep_the_rereads_going():
