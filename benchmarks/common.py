@@ -43,7 +43,7 @@ class Sizes:
 FULL = Sizes(
     name="full",
     producer_rounds=5,
-    producer_seconds=1,
+    producer_seconds=2,
     producer_transactions=0,
     latency_rounds=3,
     latency_rates=((500, 3.0), (20, 5.0)),
