@@ -51,6 +51,13 @@ def _ratio(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}{TIMES}"
 
 
+def _spread(summary: producers.Summary) -> str:
+    """A producer ratio with the range of its per-round ratios: how far to trust the median."""
+    if math.isnan(summary.ratio_min):
+        return _ratio(summary.ratio)
+    return f"{_ratio(summary.ratio)} (rounds {summary.ratio_min:.2f}–{summary.ratio_max:.2f})"
+
+
 def _ms(value: float) -> str:
     if math.isnan(value):
         return "n/a"
@@ -101,7 +108,7 @@ def targets(results: Results) -> list[Target]:
         trig, wrap = _producer(results, case, "trigger"), _producer(results, case, "wrapper")
         if trig is None:
             continue
-        measured = f"trigger {_ratio(trig.ratio)}" + (f", wrapper {_ratio(wrap.ratio)}" if wrap else "")
+        measured = f"trigger {_spread(trig)}" + (f", wrapper {_spread(wrap)}" if wrap else "")
         out.append(Target(goal, measured, trig.ratio >= 0.95))
     event = _latency(results, "trigger-event", 500)
     if event is not None:
@@ -147,7 +154,7 @@ def _coalesce_targets(results: Results) -> list[Target]:
         out.append(
             Target(
                 f"4 producers with coalesce_ms={window} ≥ 0.85{TIMES} plain",
-                f"{_ratio(four.ratio)}{beside}",
+                f"{_spread(four)}{beside}",
                 four.ratio >= 0.85,
             )
         )
