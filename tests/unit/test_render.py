@@ -17,6 +17,7 @@ CASES = {
     "wrapper_prefixed": PgmqNotifyConfig(mode="wrapper", channels_prefix="shop.eu", include_metadata=False),
     "both_signal_only": PgmqNotifyConfig(mode="both", include_payload="never", global_channel=False, schema="events"),
     "wrapper_coalesced": PgmqNotifyConfig(mode="wrapper", coalesce_ms=25),
+    "trigger_coalesced": PgmqNotifyConfig(coalesce_ms=20),
 }
 
 

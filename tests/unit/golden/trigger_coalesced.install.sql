@@ -1,0 +1,519 @@
+-- pgmq-codegen 0.1.0: install of PGMQ notifications
+-- config fingerprint 649480900ca1b1e4; mode trigger; schema pgmq_notify
+-- queue_naming_pattern (?P<namespace>\w+)_queue; channels_prefix (none)
+-- Any role that can connect can LISTEN to these channels and read their payloads;
+-- set include_payload = "never" when the database is shared between tenants.
+
+-- Fail early, with a readable message, when PGMQ is missing.
+DO $pgmq_codegen$
+BEGIN
+    IF pg_catalog.to_regclass('pgmq.meta') IS NULL THEN
+        RAISE EXCEPTION 'pgmq-codegen: PGMQ is not installed in this database (pgmq.meta not found); install PGMQ first';
+    END IF;
+END
+$pgmq_codegen$;
+
+CREATE SCHEMA IF NOT EXISTS "pgmq_notify";
+
+COMMENT ON SCHEMA "pgmq_notify" IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Every role that may send to a queue runs these functions from the queue's trigger.
+GRANT USAGE ON SCHEMA "pgmq_notify" TO PUBLIC;
+
+-- Namespace of a queue name; mirrors PgmqNotifyConfig.extract_namespace.
+CREATE OR REPLACE FUNCTION "pgmq_notify".extract_namespace_v1(p_queue_name text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT coalesce(nullif((regexp_match(p_queue_name, '([A-Za-z0-9_]+)_queue'))[1], ''), 'default')
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".extract_namespace_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Channel of one namespace; names over 63 bytes are cut and suffixed with an md5
+-- so that NOTIFY never fails and LISTEN never truncates. Mirrors
+-- PgmqNotifyConfig.message_ready_channel.
+CREATE OR REPLACE FUNCTION "pgmq_notify".namespace_channel_v1(p_namespace text)
+RETURNS text
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_base constant text := 'pgmq_message_ready.';
+    v_cut text := p_namespace;
+BEGIN
+    IF octet_length(v_base || p_namespace) <= 63 THEN
+        RETURN v_base || p_namespace;
+    END IF;
+    WHILE octet_length(v_cut) > 63 - octet_length(v_base) - 9 LOOP
+        v_cut := left(v_cut, -1);
+    END LOOP;
+    RETURN v_base || v_cut || '~' || left(md5(p_namespace), 8);
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".namespace_channel_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Coalescing: at most one notification per queue per 20 ms window.
+-- The first send of a window notifies and records the window in the queue's
+-- sequence; later sends of that window stay silent, and a consumer that wakes
+-- re-reads the queue until it is quiet, so their messages are found too.
+CREATE OR REPLACE FUNCTION "pgmq_notify".coalesce_gate_v1(p_queue_name text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_sequence regclass;
+    v_window bigint;
+BEGIN
+    v_sequence := to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(p_queue_name, 'q')));
+    IF v_sequence IS NOT NULL THEN
+        v_window := (extract(epoch FROM clock_timestamp()) * 1000)::bigint / 20;
+        IF pg_sequence_last_value(v_sequence) >= v_window THEN
+            RETURN false;
+        END IF;
+        PERFORM setval(v_sequence, v_window);
+    END IF;
+    RETURN true;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".coalesce_gate_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- One message: its whole content when the complete event fits max_payload_size
+-- bytes, else a signal to fetch it by id. Sizes are octet_length, never length.
+CREATE OR REPLACE FUNCTION "pgmq_notify".announce_message_v1(
+    p_queue_name text,
+    p_namespace text,
+    p_channel text,
+    p_msg_id bigint,
+    p_vt timestamptz,
+    p_message jsonb,
+    p_headers jsonb,
+    p_source text
+)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_ready_at text;
+    v_delay integer;
+    v_payload text;
+BEGIN
+    IF "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
+        v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+        v_payload := json_build_object(
+            'event_type', 'message_ready',
+            'msg_id', p_msg_id,
+            'queue_name', p_queue_name,
+            'namespace', p_namespace,
+            'ready_at', v_ready_at,
+            'delay_seconds', v_delay,
+            'payload_omitted', true,
+            'coalesced', true,
+            'metadata', json_build_object('source', p_source)
+        )::text;
+        PERFORM pg_notify(p_channel, v_payload);
+        PERFORM pg_notify('pgmq_message_ready', v_payload);
+    END IF;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Many messages sent together: batch_ready signals, split so that each payload
+-- stays within max_payload_size bytes and every id is carried exactly once.
+CREATE OR REPLACE FUNCTION "pgmq_notify".announce_batch_v1(
+    p_queue_name text,
+    p_namespace text,
+    p_channel text,
+    p_msg_ids bigint[],
+    p_vt timestamptz,
+    p_source text
+)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_ready_at text;
+    v_delay integer;
+    v_payload text;
+    v_budget integer;
+    v_chunk record;
+BEGIN
+    IF NOT "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
+        RETURN;
+    END IF;
+    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+    -- The common case: every id fits one event.
+    v_payload := json_build_object(
+        'event_type', 'batch_ready',
+        'msg_ids', to_json(p_msg_ids),
+        'queue_name', p_queue_name,
+        'namespace', p_namespace,
+        'message_count', cardinality(p_msg_ids),
+        'ready_at', v_ready_at,
+        'delay_seconds', v_delay,
+        'coalesced', true,
+        'metadata', json_build_object('source', p_source)
+    )::text;
+    IF octet_length(v_payload) <= 7800 THEN
+        PERFORM pg_notify(p_channel, v_payload);
+        PERFORM pg_notify('pgmq_message_ready', v_payload);
+    ELSE
+        -- Too many ids for one event: split them. Bytes left for ids per event are
+        -- the limit, less the event without ids, less room for message_count's
+        -- digits (10) and for the one id a chunk may overshoot by (21).
+        v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(p_msg_ids)::text) + 2);
+        FOR v_chunk IN
+            SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+            FROM (
+                SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
+                FROM unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
+            ) AS numbered
+            GROUP BY (cum - 1) / v_budget
+            ORDER BY (cum - 1) / v_budget
+        LOOP
+            v_payload := json_build_object(
+                'event_type', 'batch_ready',
+                'msg_ids', to_json(v_chunk.ids),
+                'queue_name', p_queue_name,
+                'namespace', p_namespace,
+                'message_count', v_chunk.n,
+                'ready_at', v_ready_at,
+                'delay_seconds', v_delay,
+                'coalesced', true,
+                'metadata', json_build_object('source', p_source)
+            )::text;
+            PERFORM pg_notify(p_channel, v_payload);
+            PERFORM pg_notify('pgmq_message_ready', v_payload);
+        END LOOP;
+    END IF;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARRAY, timestamptz, text) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Statement-level trigger on each queue table: one event per statement (or a
+-- few batch_ready events), read from the transition table. Its arguments are
+-- the queue name as pgmq.meta spells it, its namespace and channel. A single
+-- send reads the transition table once and announces inline: each query on a
+-- transition table is planned anew, and it is most of what a send pays.
+-- Batches are announced inline too (announce_batch_v1 shares the statements).
+-- Coalescing: the gate comes first, so a silent send costs one sequence read.
+CREATE OR REPLACE FUNCTION "pgmq_notify".on_message_insert_v1()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_count bigint;
+    v_msg_id bigint;
+    v_vt timestamptz;
+    v_message jsonb;
+    v_headers jsonb;
+    v_ready_at text;
+    v_delay integer;
+    v_payload text;
+    v_budget integer;
+    v_chunk record;
+    r record;
+    v_sequence regclass;
+    v_window bigint;
+BEGIN
+    -- A send in a window that has notified already stays silent and reads
+    -- nothing more: that is what lets concurrent producers keep their pace.
+    v_sequence := to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || TG_TABLE_NAME));
+    IF v_sequence IS NOT NULL THEN
+        v_window := (extract(epoch FROM clock_timestamp()) * 1000)::bigint / 20;
+        IF pg_sequence_last_value(v_sequence) >= v_window THEN
+            RETURN NULL;
+        END IF;
+        PERFORM setval(v_sequence, v_window);
+    END IF;
+    SELECT count(*) OVER (), msg_id, vt, message, headers
+    INTO v_count, v_msg_id, v_vt, v_message, v_headers
+    FROM new_rows
+    LIMIT 1;
+    IF v_count = 1 THEN
+        v_ready_at := to_char(v_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := least(greatest(round(extract(epoch FROM v_vt - clock_timestamp())), 0), 2147483647)::integer;
+        v_payload := json_build_object(
+            'event_type', 'message_ready',
+            'msg_id', v_msg_id,
+            'queue_name', TG_ARGV[0],
+            'namespace', TG_ARGV[1],
+            'ready_at', v_ready_at,
+            'delay_seconds', v_delay,
+            'payload_omitted', true,
+            'coalesced', true,
+            'metadata', json_build_object('source', 'trigger')
+        )::text;
+        PERFORM pg_notify(TG_ARGV[2], v_payload);
+        PERFORM pg_notify('pgmq_message_ready', v_payload);
+    ELSIF v_count > 1 THEN
+        FOR r IN SELECT vt, array_agg(msg_id ORDER BY msg_id) AS ids FROM new_rows GROUP BY vt ORDER BY vt LOOP
+            v_ready_at := to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_delay := least(greatest(round(extract(epoch FROM r.vt - clock_timestamp())), 0), 2147483647)::integer;
+            -- The common case: every id fits one event.
+            v_payload := json_build_object(
+                'event_type', 'batch_ready',
+                'msg_ids', to_json(r.ids),
+                'queue_name', TG_ARGV[0],
+                'namespace', TG_ARGV[1],
+                'message_count', cardinality(r.ids),
+                'ready_at', v_ready_at,
+                'delay_seconds', v_delay,
+                'coalesced', true,
+                'metadata', json_build_object('source', 'trigger')
+            )::text;
+            IF octet_length(v_payload) <= 7800 THEN
+                PERFORM pg_notify(TG_ARGV[2], v_payload);
+                PERFORM pg_notify('pgmq_message_ready', v_payload);
+            ELSE
+                -- Too many ids for one event: split them. Bytes left for ids per event are
+                -- the limit, less the event without ids, less room for message_count's
+                -- digits (10) and for the one id a chunk may overshoot by (21).
+                v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(r.ids)::text) + 2);
+                FOR v_chunk IN
+                    SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+                    FROM (
+                        SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
+                        FROM unnest(r.ids) WITH ORDINALITY AS u(id, ord)
+                    ) AS numbered
+                    GROUP BY (cum - 1) / v_budget
+                    ORDER BY (cum - 1) / v_budget
+                LOOP
+                    v_payload := json_build_object(
+                        'event_type', 'batch_ready',
+                        'msg_ids', to_json(v_chunk.ids),
+                        'queue_name', TG_ARGV[0],
+                        'namespace', TG_ARGV[1],
+                        'message_count', v_chunk.n,
+                        'ready_at', v_ready_at,
+                        'delay_seconds', v_delay,
+                        'coalesced', true,
+                        'metadata', json_build_object('source', 'trigger')
+                    )::text;
+                    PERFORM pg_notify(TG_ARGV[2], v_payload);
+                    PERFORM pg_notify('pgmq_message_ready', v_payload);
+                END LOOP;
+            END IF;
+        END LOOP;
+    ELSE
+        -- The statement inserted nothing, yet took the window: signal anyway (no
+        -- ids), or the window's silent sends would wait for the next window.
+        v_ready_at := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := 0;
+        v_payload := json_build_object(
+            'event_type', 'batch_ready',
+            'msg_ids', to_json('{}'::bigint[]),
+            'queue_name', TG_ARGV[0],
+            'namespace', TG_ARGV[1],
+            'message_count', 0,
+            'ready_at', v_ready_at,
+            'delay_seconds', v_delay,
+            'coalesced', true,
+            'metadata', json_build_object('source', 'trigger')
+        )::text;
+        PERFORM pg_notify(TG_ARGV[2], v_payload);
+        PERFORM pg_notify('pgmq_message_ready', v_payload);
+    END IF;
+    RETURN NULL;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".on_message_insert_v1() IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Prepares one queue's table: puts the message trigger on it (replacing an older one); creates the sequence that coalescing keeps its last notified window in.
+CREATE OR REPLACE FUNCTION "pgmq_notify".attach_v1(p_queue_name text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_table constant text := pgmq.format_table_name(p_queue_name, 'q');
+    v_namespace constant text := "pgmq_notify".extract_namespace_v1(p_queue_name);
+BEGIN
+    IF to_regclass(format('pgmq.%I', v_table)) IS NULL THEN
+        RAISE WARNING 'pgmq-codegen: table pgmq.% of queue % not found; its messages will not notify', v_table, p_queue_name;
+        RETURN false;
+    END IF;
+    -- A sequence, not a row: reading and setval take no lock held to commit,
+    -- so concurrent producers never queue behind one another.
+    EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I.%I MINVALUE 0 START WITH 0',
+                   'pgmq_notify', 'coalesce_' || v_table);
+    EXECUTE format('GRANT SELECT, UPDATE ON SEQUENCE %I.%I TO PUBLIC', 'pgmq_notify', 'coalesce_' || v_table);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON pgmq.%I', 'pgmq_notify_on_insert_v1', v_table);
+    EXECUTE format(
+        'CREATE TRIGGER %I AFTER INSERT ON pgmq.%I REFERENCING NEW TABLE AS new_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L, %L)',
+        'pgmq_notify_on_insert_v1', v_table, '"pgmq_notify".on_message_insert_v1',
+        p_queue_name, v_namespace, "pgmq_notify".namespace_channel_v1(v_namespace)
+    );
+    EXECUTE format('COMMENT ON TRIGGER %I ON pgmq.%I IS %L', 'pgmq_notify_on_insert_v1', v_table, 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4');
+    RETURN true;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".attach_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- On pgmq.meta: announce the new queue and prepare its table.
+CREATE OR REPLACE FUNCTION "pgmq_notify".on_queue_created_v1()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+BEGIN
+    PERFORM pg_notify('pgmq_queue_created', json_build_object(
+        'event_type', 'queue_created',
+        'queue_name', NEW.queue_name,
+        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'metadata', json_build_object('source', 'trigger')
+    )::text);
+    PERFORM "pgmq_notify".attach_v1(NEW.queue_name);
+    RETURN NULL;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+DROP TRIGGER IF EXISTS "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
+
+CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
+    AFTER INSERT ON pgmq.meta
+    FOR EACH ROW
+    EXECUTE FUNCTION "pgmq_notify".on_queue_created_v1();
+
+COMMENT ON TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Queues that exist already are prepared now; later ones from pgmq.meta.
+DO $pgmq_codegen$
+BEGIN
+    PERFORM "pgmq_notify".attach_v1(queue_name) FROM pgmq.meta;
+END
+$pgmq_codegen$;
+
+-- Claims the given messages of a queue that are visible now, for p_vt seconds.
+-- A message that is gone, delayed or claimed by someone else is not returned:
+-- at most one caller claims a message.
+CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_batch_v1(p_queue_name text, p_msg_ids bigint[], p_vt integer)
+RETURNS SETOF pgmq.message_record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_table constant text := pgmq.format_table_name(p_queue_name, 'q');
+BEGIN
+    RETURN QUERY EXECUTE format(
+        $query$
+        WITH claimable AS (
+            SELECT msg_id FROM pgmq.%I
+            WHERE msg_id = ANY($1) AND vt <= clock_timestamp()
+            ORDER BY msg_id
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE pgmq.%I AS q
+        SET vt = clock_timestamp() + make_interval(secs => $2),
+            read_ct = q.read_ct + 1,
+            last_read_at = clock_timestamp()
+        FROM claimable
+        WHERE q.msg_id = claimable.msg_id
+        RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.last_read_at, q.vt, q.message, q.headers
+        $query$,
+        v_table, v_table
+    ) USING p_msg_ids, p_vt;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".read_specific_batch_v1(text, bigint ARRAY, integer) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Claims one message by id for p_vt seconds; no row if it is gone, delayed or claimed.
+CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_v1(p_queue_name text, p_msg_id bigint, p_vt integer)
+RETURNS SETOF pgmq.message_record
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT * FROM "pgmq_notify".read_specific_batch_v1(p_queue_name, ARRAY[p_msg_id], p_vt)
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".read_specific_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Deletes one message by id; true if it existed.
+CREATE OR REPLACE FUNCTION "pgmq_notify".delete_specific_v1(p_queue_name text, p_msg_id bigint)
+RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT pgmq.delete(p_queue_name, p_msg_id)
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".delete_specific_v1(text, bigint) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Pushes a claimed message's visibility timeout p_seconds further out.
+CREATE OR REPLACE FUNCTION "pgmq_notify".extend_vt_v1(p_queue_name text, p_msg_id bigint, p_seconds integer)
+RETURNS SETOF pgmq.message_record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_table constant text := pgmq.format_table_name(p_queue_name, 'q');
+BEGIN
+    RETURN QUERY EXECUTE format(
+        $query$
+        UPDATE pgmq.%I AS q
+        SET vt = greatest(q.vt, clock_timestamp()) + make_interval(secs => $2)
+        WHERE q.msg_id = $1
+        RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.last_read_at, q.vt, q.message, q.headers
+        $query$,
+        v_table
+    ) USING p_msg_id, p_seconds;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".extend_vt_v1(text, bigint, integer) IS 'pgmq-codegen 0.1.0 fingerprint=649480900ca1b1e4';
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb, timestamptz);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, integer);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, timestamptz);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb, integer);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[], timestamptz);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[]);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[]);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], integer);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], timestamptz);
+
+-- Not part of mode "trigger"; left by an install in another mode.
+DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[], integer);
