@@ -164,7 +164,8 @@ class PgmqConsumer:
         self._ready: deque[ClaimedMessage] = deque()
         self._pending: dict[str, dict[int, None]] = {}
         self._payloads: dict[tuple[str, int], tuple[JsonValue, JsonValue]] = {}
-        self._delayed: list[tuple[float, int, str]] = []
+        # Announced ids not yet visible: (when due, id, queue, from a coalesced event).
+        self._delayed: list[tuple[float, int, str, bool]] = []
         self._catch_up: set[str] = set(self.queues)
         self._rechecks = RecheckSchedule(self.config.coalesce_ms)
         self._rechecking: set[str] = set()
@@ -310,18 +311,17 @@ class PgmqConsumer:
         key = event.queue_name.lower()
         if key not in self.queues:
             return
-        if not isinstance(event, MessageWithPayloadEvent) and event.coalesced:
+        coalesced = not isinstance(event, MessageWithPayloadEvent) and event.coalesced
+        if coalesced:
             # Other sends of this window were silent: read the queue until it is quiet.
-            self._rechecks.woken(key, time.monotonic())
-            self._catch_up.add(key)
-            self._rechecking.add(key)
+            self._wake(key, time.monotonic())
         delay = (event.ready_at - self._server_now()).total_seconds()
         if delay > 0:
             if len(self._delayed) >= self.max_pending:
                 return  # the slow timer's catch-up finds it once it is visible
             due = time.monotonic() + delay + _DELAY_MARGIN
             for msg_id in event.msg_ids:
-                heapq.heappush(self._delayed, (due, msg_id, key))
+                heapq.heappush(self._delayed, (due, msg_id, key, coalesced))
             return
         pending = self._pending.setdefault(key, {})
         if len(pending) + len(event.msg_ids) > self.max_pending:
@@ -335,11 +335,20 @@ class PgmqConsumer:
         if isinstance(event, MessageWithPayloadEvent):
             self._payloads[(key, event.msg_id)] = (event.message, event.headers)
 
+    def _wake(self, key: str, now: float) -> None:
+        """Re-read queue ``key`` until it is quiet, from ``now`` (a coalesced event, or its ``ready_at``)."""
+        self._rechecks.woken(key, now)
+        self._catch_up.add(key)
+        self._rechecking.add(key)
+
     def _promote_due(self) -> None:
         now = time.monotonic()
         while self._delayed and self._delayed[0][0] <= now:
-            _, msg_id, key = heapq.heappop(self._delayed)
+            _, msg_id, key, coalesced = heapq.heappop(self._delayed)
             self._pending.setdefault(key, {})[msg_id] = None
+            if coalesced:
+                # Silent sends of that window with the same delay become visible now too.
+                self._wake(key, now)
 
     def _server_now(self) -> datetime:
         return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)

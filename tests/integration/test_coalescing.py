@@ -460,3 +460,103 @@ async def _until(condition: Callable[[], bool], seconds: float, what: str) -> No
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.002)
+
+
+async def test_a_send_that_opens_the_window_with_no_rows_still_wakes_the_consumer(
+    dsn: str, subscribe: Subscribe
+) -> None:
+    """An INSERT into a queue table that finds no rows (an outbox job with nothing
+    to move, say) opens a window yet inserts nothing: it must still signal.
+
+    Otherwise the window is taken without a notification, and the silent sends
+    that follow in it wait for the next window's first send or the slow poll
+    (30 s here). With the signal (``batch_ready`` with no ids, ``"coalesced":
+    true``) the consumer re-reads the queue and claims them within the window.
+    """
+    window_ms = 200
+    queue = "empty_batch_queue"
+    config = PgmqNotifyConfig(coalesce_ms=window_ms)
+    install(dsn, config)
+    claims: list[tuple[int, float]] = []
+    with psycopg.connect(dsn, autocommit=True) as first_conn, psycopg.connect(dsn, autocommit=True) as other_conn:
+        first_conn.execute("SELECT pgmq.create(%s)", (queue,))
+        sub = subscribe(dsn, [config.message_ready_channel(config.extract_namespace(queue))])
+        async with PgmqConsumer(dsn, queue, config, poll_interval=30, visibility_timeout=30) as consumer:
+
+            async def collect() -> None:
+                async for message in consumer:
+                    claims.append((message.msg_id, time.time()))
+                    await message.delete()
+
+            worker = asyncio.create_task(collect())
+            try:
+                await _until(lambda: consumer.stats.catch_up_reads >= 1, 10.0, "the start-up catch-up")
+                window_start = (math.floor(time.time() * 1000 / window_ms) + 1) * window_ms / 1000
+                await asyncio.sleep(window_start + 0.005 - time.time())
+                opened = time.time()
+                moved = first_conn.execute(
+                    f"INSERT INTO pgmq.q_{queue} (vt, message) SELECT now(), '{{}}'::jsonb WHERE false"
+                ).rowcount
+                assert moved == 0
+                silent = [plain_producer(other_conn).send(queue, {"n": n}) for n in range(3)]
+                assert time.time() < window_start + window_ms / 1000, "too slow to stay in one window"
+                await _until(lambda: len(claims) >= 3, 10.0, "the three silent messages")
+            finally:
+                worker.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
+
+    assert sorted(msg_id for msg_id, _ in claims) == sorted(silent)
+    last_wait = max(at for _, at in claims) - opened
+    bound = window_ms / 1000 + 0.5
+    assert last_wait <= bound, f"silent messages claimed {last_wait:.3f} s after the window opened (> {bound} s)"
+    events = [n.event for n in sub.drain()]
+    assert len(events) == 1, f"one notification for the whole window, got {events}"
+    assert events[0]["event_type"] == "batch_ready" and events[0]["coalesced"] is True, events[0]
+    assert events[0]["msg_ids"] == [] and events[0]["message_count"] == 0, events[0]
+
+
+async def test_silent_delayed_sends_are_claimed_when_they_become_visible(dsn: str, subscribe: Subscribe) -> None:
+    """Sends with the same delay in one window: all claimed soon after their ``vt``, not at the poll.
+
+    Only the first is announced, and when its event arrives the others are not
+    visible yet, so re-reading at once finds nothing. The consumer must wake
+    again at the announced ``ready_at`` and re-read until the queue is quiet.
+    """
+    window_ms = 200
+    delay = 1
+    queue = "delayed_queue"
+    config = PgmqNotifyConfig(coalesce_ms=window_ms)
+    install(dsn, config)
+    claims: list[tuple[int, float]] = []
+    send = "SELECT pgmq.send(%s, %s::jsonb, %s)"
+    with psycopg.connect(dsn, autocommit=True) as first_conn, psycopg.connect(dsn, autocommit=True) as other_conn:
+        first_conn.execute("SELECT pgmq.create(%s)", (queue,))
+        sub = subscribe(dsn, [config.message_ready_channel(config.extract_namespace(queue))])
+        async with PgmqConsumer(dsn, queue, config, poll_interval=30, visibility_timeout=30) as consumer:
+
+            async def collect() -> None:
+                async for message in consumer:
+                    claims.append((message.msg_id, time.time()))
+                    await message.delete()
+
+            worker = asyncio.create_task(collect())
+            try:
+                await _until(lambda: consumer.stats.catch_up_reads >= 1, 10.0, "the start-up catch-up")
+                window_start = (math.floor(time.time() * 1000 / window_ms) + 1) * window_ms / 1000
+                await asyncio.sleep(window_start + 0.005 - time.time())
+                first_sent = time.time()
+                (first,) = first_conn.execute(send, (queue, '{"n": 0}', delay)).fetchone() or ()
+                await asyncio.sleep(0.05)  # the event has arrived and been answered by now
+                silent = [other_conn.execute(send, (queue, f'{{"n": {n}}}', delay)).fetchone()[0] for n in (1, 2, 3)]
+                assert time.time() < window_start + window_ms / 1000, "too slow to stay in one window"
+                await _until(lambda: len(claims) >= 4, 10.0, "all four delayed messages")
+            finally:
+                worker.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
+
+    assert sorted(msg_id for msg_id, _ in claims) == sorted([first, *silent])
+    last_wait = max(at for _, at in claims) - first_sent
+    bound = delay + window_ms / 1000 + 0.5
+    assert last_wait <= bound, f"delayed messages claimed {last_wait:.3f} s after the first send (> {bound} s)"
+    events = [n.event for n in sub.drain()]
+    assert len(events) == 1 and events[0]["msg_id"] == first and events[0]["coalesced"] is True, events
