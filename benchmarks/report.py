@@ -55,7 +55,7 @@ def _spread(summary: producers.Summary) -> str:
     """A producer ratio with the range of its per-round ratios: how far to trust the median."""
     if math.isnan(summary.ratio_min):
         return _ratio(summary.ratio)
-    return f"{_ratio(summary.ratio)} (rounds {summary.ratio_min:.2f}–{summary.ratio_max:.2f})"
+    return f"{_ratio(summary.ratio)} (rounds {summary.ratio_min:.2f}–{summary.ratio_max:.2f})"  # noqa: RUF001
 
 
 def _ms(value: float) -> str:

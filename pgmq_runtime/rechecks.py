@@ -90,7 +90,7 @@ class RecheckSchedule:
 
     def _margin_interval(self) -> float:
         """After the window: the interval, doubled for each re-read round that found nothing, up to the maximum."""
-        return min(self.interval * 2 ** min(self._empty_rounds, 8), MAX_INTERVAL)
+        return min(self.interval * (1 << min(self._empty_rounds, 8)), MAX_INTERVAL)
 
     def wait(self, now: float) -> float | None:
         """Seconds until the next re-read is due, or None when no queue is being re-read."""
