@@ -120,6 +120,89 @@ def test_functions_pin_search_path_and_are_not_security_definer(dsn):
         assert proconfig == ["search_path=pg_catalog, pg_temp"], name
 
 
+def test_with_coalescing_only_the_queue_trigger_leaves_search_path_unpinned(dsn):
+    """Pinning search_path costs every send a configuration change; the gate avoids it (see the next test)."""
+    config = PgmqNotifyConfig(mode="both", coalesce_ms=20)
+    install(dsn, config)
+    with _conn(dsn) as conn:
+        rows = conn.execute(
+            "SELECT proname, prosecdef, proconfig FROM pg_proc WHERE pronamespace = 'pgmq_notify'::regnamespace"
+        ).fetchall()
+    unpinned = {name for name, _, proconfig in rows if proconfig is None}
+    assert unpinned == {"on_message_insert_v1"}
+    for name, secdef, proconfig in rows:
+        assert secdef is False, name
+        assert proconfig in (None, ["search_path=pg_catalog, pg_temp"]), name
+
+
+# Every function and operator the coalescing trigger's unpinned first statement (and its
+# search_path switch) could resolve by name, shadowed in a schema the caller puts first.
+_SHADOWS = [
+    ("pg_sequence_last_value", "regclass", "bigint"),
+    ("to_regclass", "text", "regclass"),
+    ("format", "text, text, text", "text"),
+    ("concat", "text, text", "text"),
+    ("concat", "text, name", "text"),
+    ("clock_timestamp", "", "timestamptz"),
+    ("current_setting", "text", "text"),
+    ("set_config", "text, text, boolean", "text"),
+]
+_SHADOW_OPERATORS = [
+    (">=", "bigint", "bigint", "boolean"),
+    ("/", "bigint", "integer", "bigint"),
+    ("*", "numeric", "integer", "numeric"),
+]
+
+
+def test_the_unpinned_coalescing_trigger_cannot_be_redirected_by_the_callers_search_path(dsn, subscribe):
+    """A caller whose search_path puts a schema of look-alike functions and operators before pg_catalog.
+
+    Every look-alike raises. Sends into a closed window and the send that opens
+    one must still succeed and notify, and the caller's search_path must be the
+    same after the send, inside the same transaction.
+    """
+    config = PgmqNotifyConfig(coalesce_ms=50)
+    install(dsn, config)
+    queue = "hostile_path_queue"
+    with _conn(dsn) as conn:
+        conn.execute("SELECT pgmq.create(%s)", (queue,))
+        conn.execute("CREATE SCHEMA lookalike")
+        for name, args, result in _SHADOWS:
+            conn.execute(
+                f"CREATE FUNCTION lookalike.{name}({args}) RETURNS {result} LANGUAGE plpgsql "
+                f"AS $$ BEGIN RAISE EXCEPTION 'redirected to lookalike.{name}'; END $$"
+            )
+        for index, (op, left, right, result) in enumerate(_SHADOW_OPERATORS):
+            conn.execute(
+                f"CREATE FUNCTION lookalike.op{index}({left}, {right}) RETURNS {result} LANGUAGE plpgsql "
+                f"AS $$ BEGIN RAISE EXCEPTION 'redirected to lookalike operator {op}'; END $$"
+            )
+            conn.execute(
+                f"CREATE OPERATOR lookalike.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = lookalike.op{index})"
+            )
+    sub = subscribe(dsn, [config.message_ready_channel(config.extract_namespace(queue))])
+    hostile = "lookalike, pg_catalog, public"
+    insert = f"INSERT INTO pgmq.q_{queue} (vt, message) VALUES (pg_catalog.now(), '{{}}') RETURNING msg_id"
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"SET search_path = {hostile}")
+        conn.commit()
+        # The schema does redirect unqualified names in this session.
+        with pytest.raises(psycopg.errors.RaiseException, match=r"lookalike\.clock_timestamp"):
+            conn.execute("SELECT clock_timestamp()")
+        conn.rollback()
+        ids = []
+        for _ in range(3):
+            conn.execute("SELECT pg_catalog.pg_sleep(0.12)")  # past the window: this send opens a new one
+            ids.append(conn.execute(insert).fetchone()[0])
+            assert conn.execute("SHOW search_path").fetchone() == (hostile,)
+            ids.extend(conn.execute(insert).fetchone()[0] for _ in range(5))  # same window: silent
+            assert conn.execute("SHOW search_path").fetchone() == (hostile,)
+            conn.commit()
+    events = [n.event for n in sub.drain()]
+    assert len(ids) == 18
+    assert len(events) >= 3 and all(e["coalesced"] is True and e["msg_id"] in ids for e in events), events
+
+
 HOSTILE = ['we"ird_queue', "sp ace_queue", "back\\slash_queue", "per%cent_queue", "Ünïcødé_queue", "x)_queue"]
 
 

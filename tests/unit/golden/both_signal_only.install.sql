@@ -178,12 +178,12 @@ AS $pgmq_codegen$
 DECLARE
     v_count bigint;
     v_msg_id bigint;
-    v_vt timestamptz;
-    v_message jsonb;
-    v_headers jsonb;
-    v_ready_at text;
+    v_vt pg_catalog.timestamptz;
+    v_message pg_catalog.jsonb;
+    v_headers pg_catalog.jsonb;
+    v_ready_at pg_catalog.text;
     v_delay integer;
-    v_payload text;
+    v_payload pg_catalog.text;
     v_budget integer;
     v_chunk record;
     r record;

@@ -209,32 +209,44 @@ COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARR
 -- transition table is planned anew, and it is most of what a send pays.
 -- Batches are announced inline too (announce_batch_v1 shares the statements).
 -- Coalescing: the gate comes first, so a silent send costs one sequence read.
+-- This function alone does not pin search_path in its definition: pinning costs
+-- every send a configuration change and back, more than the gate itself. Its
+-- first statement names every function, operator and type with its schema, so
+-- the caller's search_path cannot redirect it; a send that opens the window pins
+-- search_path for the rest of the function and restores the caller's after.
 CREATE OR REPLACE FUNCTION "pgmq_notify".on_message_insert_v1()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_count bigint;
     v_msg_id bigint;
-    v_vt timestamptz;
-    v_message jsonb;
-    v_headers jsonb;
-    v_ready_at text;
+    v_vt pg_catalog.timestamptz;
+    v_message pg_catalog.jsonb;
+    v_headers pg_catalog.jsonb;
+    v_ready_at pg_catalog.text;
     v_delay integer;
-    v_payload text;
+    v_payload pg_catalog.text;
     v_budget integer;
     v_chunk record;
     r record;
-    v_sequence regclass;
+    v_sequence pg_catalog.regclass;
     v_window bigint;
+    v_search_path pg_catalog.text;
 BEGIN
     -- A send in a window that has notified already stays silent and reads
     -- nothing more: that is what lets concurrent producers keep their pace.
+    IF pg_catalog.pg_sequence_last_value(pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'pgmq_notify', pg_catalog.concat('coalesce_', TG_TABLE_NAME))))
+       OPERATOR(pg_catalog.>=) ((extract(epoch FROM pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*) 1000)::bigint OPERATOR(pg_catalog./) 20) THEN
+        RETURN NULL;
+    END IF;
+    v_search_path := pg_catalog.current_setting('search_path');
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     v_sequence := to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || TG_TABLE_NAME));
     IF v_sequence IS NOT NULL THEN
         v_window := (extract(epoch FROM clock_timestamp()) * 1000)::bigint / 20;
         IF pg_sequence_last_value(v_sequence) >= v_window THEN
+            PERFORM set_config('search_path', v_search_path, true);
             RETURN NULL;
         END IF;
         PERFORM setval(v_sequence, v_window);
@@ -327,6 +339,7 @@ BEGIN
         PERFORM pg_notify(TG_ARGV[2], v_payload);
         PERFORM pg_notify('pgmq_message_ready', v_payload);
     END IF;
+    PERFORM set_config('search_path', v_search_path, true);
     RETURN NULL;
 END
 $pgmq_codegen$;
