@@ -16,13 +16,14 @@ set ``PGMQ_COALESCE_SEED`` to replay a run's choices (thread timing aside).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -396,6 +397,41 @@ async def test_chaos_every_message_claimed_once_and_promptly_while_connections_d
     assert len(events) <= windows * 1.1, f"{len(events)} notifications for at most {windows} windows"
 
 
+@contextlib.asynccontextmanager
+async def _claiming(
+    dsn: str, queue: str, config: PgmqNotifyConfig
+) -> AsyncIterator[tuple[PgmqConsumer, list[tuple[int, float]]]]:
+    """A PgmqConsumer on ``queue`` that polls only every 30 s, claiming and deleting
+    in the background and recording each claim as (msg_id, time.time()); yielded
+    once its start-up catch-up has run."""
+    claims: list[tuple[int, float]] = []
+    async with PgmqConsumer(dsn, queue, config, poll_interval=30, visibility_timeout=30) as consumer:
+
+        async def collect() -> None:
+            async for message in consumer:
+                claims.append((message.msg_id, time.time()))
+                await message.delete()
+
+        worker = asyncio.create_task(collect())
+        try:
+            await _until(lambda: consumer.stats.catch_up_reads >= 1, 10.0, "the start-up catch-up")
+            yield consumer, claims
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+
+async def _into_next_window(window_ms: int) -> float:
+    """Sleep until 5 ms into the next window; return when that window began (time.time()).
+
+    Windows are epoch milliseconds // window_ms on the server's clock, which is
+    this machine's: starting just after one opens leaves the whole of it to run.
+    """
+    window_start = (math.floor(time.time() * 1000 / window_ms) + 1) * window_ms / 1000
+    await asyncio.sleep(window_start + 0.005 - time.time())
+    return window_start
+
+
 async def test_silent_sends_of_the_window_are_claimed_by_the_recheck_not_the_poll(
     dsn: str, subscribe: Subscribe
 ) -> None:
@@ -412,35 +448,19 @@ async def test_silent_sends_of_the_window_are_claimed_by_the_recheck_not_the_pol
     queue = "burst_queue"
     config = PgmqNotifyConfig(coalesce_ms=window_ms)
     install(dsn, config)
-    claims: list[tuple[int, float]] = []
     with psycopg.connect(dsn, autocommit=True) as first_conn, psycopg.connect(dsn, autocommit=True) as other_conn:
         first_conn.execute("SELECT pgmq.create(%s)", (queue,))
         sub = subscribe(dsn, [config.message_ready_channel(config.extract_namespace(queue))])
-        async with PgmqConsumer(dsn, queue, config, poll_interval=30, visibility_timeout=30) as consumer:
-
-            async def collect() -> None:
-                async for message in consumer:
-                    claims.append((message.msg_id, time.time()))
-                    await message.delete()
-
-            worker = asyncio.create_task(collect())
-            try:
-                await _until(lambda: consumer.stats.catch_up_reads >= 1, 10.0, "the start-up catch-up")
-                # Windows are epoch milliseconds // 200 on the server's clock, which is this
-                # machine's: start just after a window opens, so that it has 200 ms to run.
-                window_start = (math.floor(time.time() * 1000 / window_ms) + 1) * window_ms / 1000
-                await asyncio.sleep(window_start + 0.005 - time.time())
-                first = plain_producer(first_conn).send(queue, {"n": 0})
-                first_sent = time.time()
-                await _until(lambda: len(claims) >= 1, window_start + 0.15 - time.time(), "the announced message")
-                await asyncio.sleep(max(0.0, window_start + 0.08 - time.time()))
-                silent = [plain_producer(other_conn).send(queue, {"n": n}) for n in range(1, 6)]
-                assert time.time() < window_start + window_ms / 1000, "too slow to stay in one window"
-                await _until(lambda: len(claims) >= 6, 10.0, "all six messages")
-                await asyncio.sleep(0.3)  # a second claim of any of them would show now
-            finally:
-                worker.cancel()
-                await asyncio.gather(worker, return_exceptions=True)
+        async with _claiming(dsn, queue, config) as (consumer, claims):
+            window_start = await _into_next_window(window_ms)
+            first = plain_producer(first_conn).send(queue, {"n": 0})
+            first_sent = time.time()
+            await _until(lambda: len(claims) >= 1, window_start + 0.15 - time.time(), "the announced message")
+            await asyncio.sleep(max(0.0, window_start + 0.08 - time.time()))
+            silent = [plain_producer(other_conn).send(queue, {"n": n}) for n in range(1, 6)]
+            assert time.time() < window_start + window_ms / 1000, "too slow to stay in one window"
+            await _until(lambda: len(claims) >= 6, 10.0, "all six messages")
+            await asyncio.sleep(0.3)  # a second claim of any of them would show now
 
     ids = [msg_id for msg_id, _ in claims]
     assert sorted(ids) == sorted([first, *silent]), f"claimed {ids}, sent {[first, *silent]}"
@@ -477,33 +497,19 @@ async def test_a_send_that_opens_the_window_with_no_rows_still_wakes_the_consume
     queue = "empty_batch_queue"
     config = PgmqNotifyConfig(coalesce_ms=window_ms)
     install(dsn, config)
-    claims: list[tuple[int, float]] = []
     with psycopg.connect(dsn, autocommit=True) as first_conn, psycopg.connect(dsn, autocommit=True) as other_conn:
         first_conn.execute("SELECT pgmq.create(%s)", (queue,))
         sub = subscribe(dsn, [config.message_ready_channel(config.extract_namespace(queue))])
-        async with PgmqConsumer(dsn, queue, config, poll_interval=30, visibility_timeout=30) as consumer:
-
-            async def collect() -> None:
-                async for message in consumer:
-                    claims.append((message.msg_id, time.time()))
-                    await message.delete()
-
-            worker = asyncio.create_task(collect())
-            try:
-                await _until(lambda: consumer.stats.catch_up_reads >= 1, 10.0, "the start-up catch-up")
-                window_start = (math.floor(time.time() * 1000 / window_ms) + 1) * window_ms / 1000
-                await asyncio.sleep(window_start + 0.005 - time.time())
-                opened = time.time()
-                moved = first_conn.execute(
-                    f"INSERT INTO pgmq.q_{queue} (vt, message) SELECT now(), '{{}}'::jsonb WHERE false"
-                ).rowcount
-                assert moved == 0
-                silent = [plain_producer(other_conn).send(queue, {"n": n}) for n in range(3)]
-                assert time.time() < window_start + window_ms / 1000, "too slow to stay in one window"
-                await _until(lambda: len(claims) >= 3, 10.0, "the three silent messages")
-            finally:
-                worker.cancel()
-                await asyncio.gather(worker, return_exceptions=True)
+        async with _claiming(dsn, queue, config) as (_, claims):
+            window_start = await _into_next_window(window_ms)
+            opened = time.time()
+            moved = first_conn.execute(
+                f"INSERT INTO pgmq.q_{queue} (vt, message) SELECT now(), '{{}}'::jsonb WHERE false"
+            ).rowcount
+            assert moved == 0
+            silent = [plain_producer(other_conn).send(queue, {"n": n}) for n in range(3)]
+            assert time.time() < window_start + window_ms / 1000, "too slow to stay in one window"
+            await _until(lambda: len(claims) >= 3, 10.0, "the three silent messages")
 
     assert sorted(msg_id for msg_id, _ in claims) == sorted(silent)
     last_wait = max(at for _, at in claims) - opened
@@ -527,32 +533,18 @@ async def test_silent_delayed_sends_are_claimed_when_they_become_visible(dsn: st
     queue = "delayed_queue"
     config = PgmqNotifyConfig(coalesce_ms=window_ms)
     install(dsn, config)
-    claims: list[tuple[int, float]] = []
     send = "SELECT pgmq.send(%s, %s::jsonb, %s)"
     with psycopg.connect(dsn, autocommit=True) as first_conn, psycopg.connect(dsn, autocommit=True) as other_conn:
         first_conn.execute("SELECT pgmq.create(%s)", (queue,))
         sub = subscribe(dsn, [config.message_ready_channel(config.extract_namespace(queue))])
-        async with PgmqConsumer(dsn, queue, config, poll_interval=30, visibility_timeout=30) as consumer:
-
-            async def collect() -> None:
-                async for message in consumer:
-                    claims.append((message.msg_id, time.time()))
-                    await message.delete()
-
-            worker = asyncio.create_task(collect())
-            try:
-                await _until(lambda: consumer.stats.catch_up_reads >= 1, 10.0, "the start-up catch-up")
-                window_start = (math.floor(time.time() * 1000 / window_ms) + 1) * window_ms / 1000
-                await asyncio.sleep(window_start + 0.005 - time.time())
-                first_sent = time.time()
-                (first,) = first_conn.execute(send, (queue, '{"n": 0}', delay)).fetchone() or ()
-                await asyncio.sleep(0.05)  # the event has arrived and been answered by now
-                silent = [other_conn.execute(send, (queue, f'{{"n": {n}}}', delay)).fetchone()[0] for n in (1, 2, 3)]
-                assert time.time() < window_start + window_ms / 1000, "too slow to stay in one window"
-                await _until(lambda: len(claims) >= 4, 10.0, "all four delayed messages")
-            finally:
-                worker.cancel()
-                await asyncio.gather(worker, return_exceptions=True)
+        async with _claiming(dsn, queue, config) as (_, claims):
+            window_start = await _into_next_window(window_ms)
+            first_sent = time.time()
+            (first,) = first_conn.execute(send, (queue, '{"n": 0}', delay)).fetchone() or ()
+            await asyncio.sleep(0.05)  # the event has arrived and been answered by now
+            silent = [other_conn.execute(send, (queue, f'{{"n": {n}}}', delay)).fetchone()[0] for n in (1, 2, 3)]
+            assert time.time() < window_start + window_ms / 1000, "too slow to stay in one window"
+            await _until(lambda: len(claims) >= 4, 10.0, "all four delayed messages")
 
     assert sorted(msg_id for msg_id, _ in claims) == sorted([first, *silent])
     last_wait = max(at for _, at in claims) - first_sent
