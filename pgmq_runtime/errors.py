@@ -49,3 +49,13 @@ class ListenerError(PgmqNotifyError):
 
 class ConsumerError(PgmqNotifyError):
     """A consumer could not act on a message (claim, delete, archive, extend)."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an exception: its class name and the first line of its message.
+
+    The one place the runtime and the CLI flatten an exception for a log line,
+    an event's ``reason`` or an error message.
+    """
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
