@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pgmq_codegen import __version__, commands, formats
+from pgmq_codegen import __version__, commands, formats, worker_command
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
 from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
 
@@ -290,6 +290,9 @@ def demo(
     from pgmq_codegen import demo as demo_mod
 
     guarded(lambda: demo_mod.run(out, keep=keep))
+
+
+worker_command.register(app, guarded, _config)
 
 
 def main() -> None:
