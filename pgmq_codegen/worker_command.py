@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pgmq_runtime import worker
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import PgmqConsumer, queues_in_namespace
 from pgmq_runtime.errors import PgmqNotifyError, describe_error
@@ -78,6 +79,7 @@ async def serve(
         raise WorkerCommandError(f"no queue to consume: none in {where} (give --queue or --namespace)")
     consumer = PgmqConsumer(dsn, names, config, visibility_timeout=visibility_timeout, fifo=fifo, poll_only=poll_only)
     async with consumer:
+        await worker.check_queues(consumer, retry)
         on_notice(f"worker on {', '.join(sorted(set(names)))}, concurrency {concurrency}; SIGTERM or Ctrl-C stops")
         return await consumer.run(
             handler, concurrency=concurrency, retry=retry, archive=archive, grace_period=grace_period
@@ -88,7 +90,7 @@ def register(app: typer.Typer, guarded: Callable[[Callable[[], Any]], Any], load
     """Add the ``worker`` verb to ``app``; ``guarded`` turns errors into exit 2, ``load`` reads the config."""
 
     @app.command("worker")
-    def worker(
+    def worker_verb(
         handler: Annotated[
             str, typer.Argument(help="The handler, MODULE:FUNCTION (async, or plain: runs in a thread).")
         ],

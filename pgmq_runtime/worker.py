@@ -67,6 +67,22 @@ async def run(
     await _Worker(consumer, handler, concurrency, retry or RetryPolicy(), archive, grace_period).run(handle_signals)
 
 
+async def check_queues(consumer: PgmqConsumer, retry: RetryPolicy | None = None) -> None:
+    """Fail early, in one line, on a database without PGMQ or a queue (or dead-letter queue) that does not exist."""
+    rows = await consumer.session.run([(PGMQ_INSTALLED, ())])
+    if not rows[0][0][0]:
+        raise ConsumerError("PGMQ is not installed in this database (no table pgmq.meta)")
+    dead_letter_queue = retry.dead_letter_queue if retry is not None else None
+    wanted = [*consumer.queues.values()]
+    if dead_letter_queue is not None:
+        wanted.append(dead_letter_queue)
+    for name in wanted:
+        rows = await consumer.session.run([(QUEUE_EXISTS, (name,))])
+        if not rows[0][0][0]:
+            what = "dead-letter queue" if name == dead_letter_queue else "queue"
+            raise ConsumerError(f"{what} {name!r} does not exist (create it with pgmq.create)")
+
+
 class _Worker:
     def __init__(
         self,
@@ -91,7 +107,7 @@ class _Worker:
     async def run(self, handle_signals: bool) -> None:
         consumer = self.consumer
         await consumer.start()
-        await self._check_queues()
+        await check_queues(consumer, self.retry)
         restore = self._install_signals() if handle_signals else None
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(), name="pgmq-worker-heartbeat")
         log.info(
@@ -119,20 +135,6 @@ class _Worker:
                 c.retries,
                 c.dead_lettered,
             )
-
-    async def _check_queues(self) -> None:
-        """Fail early, in one line, on a database without PGMQ or a queue that does not exist."""
-        rows = await self.consumer.session.run([(PGMQ_INSTALLED, ())])
-        if not rows[0][0][0]:
-            raise ConsumerError("PGMQ is not installed in this database (no table pgmq.meta)")
-        wanted = [*self.consumer.queues.values()]
-        if self.retry.dead_letter_queue is not None:
-            wanted.append(self.retry.dead_letter_queue)
-        for name in wanted:
-            rows = await self.consumer.session.run([(QUEUE_EXISTS, (name,))])
-            if not rows[0][0][0]:
-                what = "dead-letter queue" if name == self.retry.dead_letter_queue else "queue"
-                raise ConsumerError(f"{what} {name!r} does not exist (create it with pgmq.create)")
 
     # -- claiming ------------------------------------------------------------
 

@@ -272,3 +272,26 @@ def test_sigterm_stops_the_cli_worker_cleanly_without_losing_or_hiding_messages(
     assert len(handled) == len(set(handled)) and 40 <= len(handled) < 400
     assert sorted(handled + list(left)) == list(range(1, 401))
     assert invisible == 0
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pgmq_codegen.cli", "worker", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=WAIT_SECONDS)
+
+
+def test_cli_worker_errors_are_one_line_and_exit_2(jobs, bare_dsn):
+    dsn, _config = jobs
+    handler = "tests.integration.worker_handlers:record_slowly"
+    cases = {
+        "PGMQ is not installed in this database": (handler, "--dsn", bare_dsn, "--queue", "jobs_queue"),
+        "queue 'nowhere_queue' does not exist": (handler, "--dsn", dsn, "--queue", "nowhere_queue"),
+        "no queue to consume: none in namespace 'nothing'": (handler, "--dsn", dsn, "--namespace", "nothing"),
+        "cannot import 'tests.integration.nowhere'": ("tests.integration.nowhere:f", "--dsn", dsn, "-q", "jobs_queue"),
+        "must be MODULE:FUNCTION": ("no_colon", "--dsn", dsn, "--queue", "jobs_queue"),
+    }
+    for expected, args in cases.items():
+        result = run_cli(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, (expected, result.stderr)
+        assert len(lines) == 1 and expected in lines[0], (expected, result.stderr)
