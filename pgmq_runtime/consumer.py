@@ -130,7 +130,10 @@ class PgmqConsumer:
     ``fifo`` claims through ``pgmq.read_grouped_head`` (PGMQ 1.12+), so that at
     most one message of each ``x-pgmq-group`` header value is in flight and
     each group is handled in send order (messages without the header form one
-    group). :meth:`stop` ends iteration and :meth:`run`; :meth:`close` hands
+    group); claims run with ``synchronous_commit = off`` (a claim lost in a
+    server crash only makes its message visible again, which at-least-once
+    delivery allows) unless ``durable_claims``, while acknowledgements always
+    wait for the disk. :meth:`stop` ends iteration and :meth:`run`; :meth:`close` hands
     messages claimed but not yet yielded back at once.
     """
 
@@ -147,6 +150,7 @@ class PgmqConsumer:
         max_pending: int = 10_000,
         reconnect_timeout: float = 60.0,
         fifo: bool = False,
+        durable_claims: bool = False,
     ) -> None:
         names = [queues] if isinstance(queues, str) else list(queues)
         if not names:
@@ -171,9 +175,10 @@ class PgmqConsumer:
         self.max_pending = max_pending
         self.reconnect_timeout = reconnect_timeout
         self.fifo = fifo
+        self.durable_claims = durable_claims
         self.counters = Counters()
         self._acks = AckBatcher(
-            ControlSession(self._open, self._explain, reconnect_timeout), self.counters, on_commit=self._acked
+            ControlSession(self._open_control, self._explain, reconnect_timeout), self.counters, on_commit=self._acked
         )
         self._stopping = False
         self._wakeup = asyncio.Event()
@@ -571,7 +576,9 @@ class PgmqConsumer:
                 f"SELECT {_COLUMNS} FROM pgmq.{read}(%s::text, %s::integer, %s::integer)",
                 (self.queues[key], self.visibility_timeout, size),
             )
-            if len(rows) < size:
+            # Fewer rows than asked for may only mean that other consumers hold the rest
+            # (SKIP LOCKED): the queue is caught up once a read finds nothing.
+            if not rows:
                 self._catch_up.discard(key)
             if key in self._rechecking:
                 self._rechecking.discard(key)
@@ -680,6 +687,13 @@ class PgmqConsumer:
         return text
 
     async def _open(self) -> psycopg.AsyncConnection[Any]:
+        conn = await self._open_control()
+        if not self.durable_claims:
+            # A claim lost in a crash only makes its message visible again: no need to wait for the disk.
+            await conn.execute("SET synchronous_commit = off")
+        return conn
+
+    async def _open_control(self) -> psycopg.AsyncConnection[Any]:
         kwargs = connect_kwargs(self.dsn, APPLICATION_NAME, 10.0)
         # No server-side prepared statements: they break behind transaction poolers.
         kwargs["prepare_threshold"] = None
