@@ -1,4 +1,4 @@
-"""The ``pgmq-codegen`` command line: a thin shell over commands.py and friends.
+"""The ``pgmq-codegen`` command line: a thin shell over one typed API module per verb.
 
 Exit codes: 0 success; 1 drift (``diff`` only); 2 error (invalid config or
 arguments, lint failure, a file that would be overwritten, database trouble).
@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pgmq_codegen import __version__, commands, formats
+from pgmq_codegen import __version__, formats, generate_migration, init_config, sql_script
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
 from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
 
@@ -99,15 +99,15 @@ def main_options(
     _state["verbose"] = verbose
 
 
-@app.command()
-def init(
+@app.command("init")
+def init_command(
     path: Annotated[Path, typer.Argument(help="Where to write the config.", dir_okay=False)] = Path(
         DEFAULT_CONFIG_FILE
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented default config file (every key, with its default and meaning)."""
-    written = guarded(lambda: commands.init_config(path, force))
+    written = guarded(lambda: init_config.init_config(path, force))
     out.print(f"[green]wrote[/] {written}")
     out.print("next: edit it, then [bold]pgmq-codegen validate-config " + str(written) + "[/]")
 
@@ -132,7 +132,7 @@ def _format_help() -> str:
 
 
 @app.command("generate-migration")
-def generate_migration(
+def generate_migration_command(
     format_name: Annotated[str, typer.Option("--format", "-f", help=_format_help())],
     config: ConfigOption = None,
     output_dir: Annotated[
@@ -156,7 +156,7 @@ def generate_migration(
     Example: pgmq-codegen generate-migration --format flyway --output-dir db/migration
     """
     cfg = _config(config)
-    result = guarded(lambda: commands.generate_migration(cfg, format_name, output_dir, name))
+    result = guarded(lambda: generate_migration.generate_migration(cfg, format_name, output_dir, name))
     for path in result.files:
         out.print(f"[green]wrote[/] {path}")
     checks = f"{result.lint.statements} statements linted"
@@ -167,14 +167,14 @@ def generate_migration(
     out.print(f"[dim]{checks}[/]")
 
 
-@app.command()
-def sql(
+@app.command("sql")
+def sql_command(
     config: ConfigOption = None,
     rollback: Annotated[bool, typer.Option("--rollback", help="Print the rollback script instead.")] = False,
 ) -> None:
     """Print the install (or --rollback) SQL to stdout, e.g. to pipe into psql."""
     cfg = _config(config)
-    text = guarded(lambda: commands.sql_script(cfg, rollback))
+    text = guarded(lambda: sql_script.sql_script(cfg, rollback))
     sys.stdout.write(text)
     sys.stdout.flush()
 
@@ -246,22 +246,22 @@ def listen(
     """
     import asyncio
 
-    from pgmq_codegen import listen_command
+    from pgmq_codegen import listen as listen_mod
     from pgmq_runtime.events import ListenerItem
 
     cfg = _config(config)
 
     def show(item: ListenerItem) -> None:
         if json_output:
-            sys.stdout.write(listen_command.format_json_line(item) + "\n")
+            sys.stdout.write(listen_mod.format_json_line(item) + "\n")
             sys.stdout.flush()
         else:
-            out.print(listen_command.rich_line(item))
+            out.print(listen_mod.rich_line(item))
 
     def run() -> None:
         try:
             asyncio.run(
-                listen_command.tail(
+                listen_mod.tail(
                     dsn,
                     cfg,
                     namespace or [],
