@@ -141,8 +141,11 @@ def cli_generate(fmt: str, output_dir: Path | None, cwd: Path, *extra: str) -> l
 def generate(
     fmt: str, output_dir: Path, now: datetime | None = None, config: PgmqNotifyConfig | None = None
 ) -> list[Path]:
-    """``generate_migration.generate_migration`` with the default config."""
-    result = generate_migration.generate_migration(config or PgmqNotifyConfig(), fmt, output_dir, now=now)
+    """``generate_migration.generate_migration`` with the default config.
+
+    ``force``: these tests generate the same config again on purpose, to check ordering.
+    """
+    result = generate_migration.generate_migration(config or PgmqNotifyConfig(), fmt, output_dir, now=now, force=True)
     assert result.format == fmt
     return result.files
 

@@ -37,7 +37,8 @@ def version_of(path: Path) -> int:
 
 
 def gen(fmt: str, folder: Path, now: datetime = NOW, config: PgmqNotifyConfig | None = None) -> list[Path]:
-    return generate_migration.generate_migration(config or PgmqNotifyConfig(), fmt, folder, now=now).files
+    # force: generating the same config again is how these tests check ordering.
+    return generate_migration.generate_migration(config or PgmqNotifyConfig(), fmt, folder, now=now, force=True).files
 
 
 def test_every_format_is_discovered():
