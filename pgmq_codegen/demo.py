@@ -13,9 +13,9 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from pgmq_codegen import commands
-from pgmq_codegen.local_postgres import LocalPostgres
-from pgmq_codegen.pgmq_install import install_pgmq
+from pgmq_codegen import generate_migration, init_config
+from pgmq_codegen.throwaway_postgres import LocalPostgres
+from pgmq_codegen.vendored_pgmq import install_pgmq
 from pgmq_runtime.config import PgmqNotifyConfig
 
 QUEUE = "orders_queue"
@@ -56,10 +56,10 @@ def run(console: Console, keep: bool = False) -> None:
     """Generate a Flyway migration, apply it to a scratch server and show the events."""
     workdir = Path(tempfile.mkdtemp(prefix="pgmq-codegen-demo-"))
     try:
-        config_path = commands.init_config(workdir / "pgmq-codegen.toml")
+        config_path = init_config.init_config(workdir / "pgmq-codegen.toml")
         config = PgmqNotifyConfig.from_file(config_path)
         console.print(f"[bold]1.[/] wrote default config {config_path}")
-        result = commands.generate_migration(config, "flyway", workdir / "db" / "migration")
+        result = generate_migration.generate_migration(config, "flyway", workdir / "db" / "migration")
         for path in result.files:
             console.print(f"[bold]2.[/] wrote {path}")
         with console.status("[bold]3.[/] starting a throwaway PostgreSQL…"), LocalPostgres() as pg:

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import consumers, latency, producers, runtime_bench, server
 from benchmarks.common import TINY
-from pgmq_codegen.local_postgres import LocalPostgresError, find_bindir
+from pgmq_codegen.throwaway_postgres import LocalPostgresError, find_bindir
 
 ROOT = Path(__file__).resolve().parents[2]
 
