@@ -174,6 +174,7 @@ def generate_migration_command(
     (same fingerprint), nothing is written and the exit code is 0 (--force
     writes another).
 
+    \b
     Example: pgmq-codegen generate-migration --format flyway --output-dir db/migration
     """
     cfg = _config(config)
@@ -232,6 +233,7 @@ def diff(
     do not notify, and objects of ours the config no longer asks for. Nothing
     in the database is changed.
 
+    \b
     Example: pgmq-codegen diff --dsn postgresql://app@db/app --sql > V7__pgmq_notify_repair.sql
     """
     from pgmq_codegen import diff as diff_mod
@@ -272,6 +274,7 @@ def listen(
     A dropped connection is re-established and shown as a GAP line: events
     sent meanwhile were not seen. Events go to stdout, status lines to stderr.
 
+    \b
     Example: pgmq-codegen listen --dsn postgresql://app@localhost/app --namespace orders --json
     """
     import asyncio
