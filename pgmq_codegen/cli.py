@@ -18,7 +18,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pgmq_codegen import __version__, formats, generate_migration, init_config, sql_script, validate_config
+from pgmq_codegen import (
+    __version__,
+    formats,
+    generate_migration,
+    init_config,
+    sql_script,
+    validate_config,
+    worker_command,
+)
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
 from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
 
@@ -329,6 +337,9 @@ def demo(
     from pgmq_codegen import demo as demo_mod
 
     guarded(lambda: demo_mod.run(out, keep=keep))
+
+
+worker_command.register(app, guarded, _config)
 
 
 # Click's exception classes, from whichever click this Typer uses (Typer 0.29 vendors its own):
