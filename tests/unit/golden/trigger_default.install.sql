@@ -75,10 +75,13 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
     v_payload := pg_catalog.json_build_object(
         'event_type', 'message_with_payload',
@@ -88,6 +91,7 @@ BEGIN
         'message', p_message,
         'headers', p_headers,
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay,
         'metadata', pg_catalog.json_build_object('source', p_source)
     )::pg_catalog.text;
@@ -98,6 +102,7 @@ BEGIN
             'queue_name', p_queue_name,
             'namespace', p_namespace,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'payload_omitted', true,
             'metadata', pg_catalog.json_build_object('source', p_source)
@@ -126,12 +131,15 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
     v_budget integer;
     v_chunk record;
 BEGIN
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
     -- The common case: every id fits one event.
     v_payload := pg_catalog.json_build_object(
@@ -141,6 +149,7 @@ BEGIN
         'namespace', p_namespace,
         'message_count', pg_catalog.cardinality(p_msg_ids),
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay,
         'metadata', pg_catalog.json_build_object('source', p_source)
     )::pg_catalog.text;
@@ -168,6 +177,7 @@ BEGIN
                 'namespace', p_namespace,
                 'message_count', v_chunk.n,
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'metadata', pg_catalog.json_build_object('source', p_source)
             )::pg_catalog.text;
@@ -199,21 +209,24 @@ DECLARE
     v_count bigint;
     v_msg_id bigint;
     v_vt pg_catalog.timestamptz;
+    v_enqueued pg_catalog.timestamptz;
     v_message pg_catalog.jsonb;
     v_headers pg_catalog.jsonb;
     v_ready_at pg_catalog.text;
+    v_enqueued_at pg_catalog.text;
     v_delay integer;
     v_payload pg_catalog.text;
     v_budget integer;
     v_chunk record;
     r record;
 BEGIN
-    SELECT pg_catalog.count(*) OVER (), msg_id, vt, message, headers
-    INTO v_count, v_msg_id, v_vt, v_message, v_headers
+    SELECT pg_catalog.count(*) OVER (), msg_id, vt, enqueued_at, message, headers
+    INTO v_count, v_msg_id, v_vt, v_enqueued, v_message, v_headers
     FROM new_rows
     LIMIT 1;
     IF v_count OPERATOR(pg_catalog.=) 1 THEN
         v_ready_at := pg_catalog.to_char(v_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_enqueued_at := pg_catalog.to_char(v_enqueued AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
         v_delay := least(greatest(pg_catalog.round(extract(epoch FROM v_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
         v_payload := pg_catalog.json_build_object(
             'event_type', 'message_with_payload',
@@ -223,6 +236,7 @@ BEGIN
             'message', v_message,
             'headers', v_headers,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'metadata', pg_catalog.json_build_object('source', 'trigger')
         )::pg_catalog.text;
@@ -233,6 +247,7 @@ BEGIN
                 'queue_name', TG_ARGV[0],
                 'namespace', TG_ARGV[1],
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'payload_omitted', true,
                 'metadata', pg_catalog.json_build_object('source', 'trigger')
@@ -242,10 +257,11 @@ BEGIN
         PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     ELSIF v_count OPERATOR(pg_catalog.>) 1 THEN
         FOR r IN
-            SELECT vt, pg_catalog.array_agg(msg_id ORDER BY msg_id) AS ids
+            SELECT vt, pg_catalog.min(enqueued_at) AS enqueued_at, pg_catalog.array_agg(msg_id ORDER BY msg_id) AS ids
             FROM new_rows GROUP BY vt ORDER BY vt
         LOOP
             v_ready_at := pg_catalog.to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_enqueued_at := pg_catalog.to_char(r.enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
             v_delay := least(greatest(pg_catalog.round(extract(epoch FROM r.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
             -- The common case: every id fits one event.
             v_payload := pg_catalog.json_build_object(
@@ -255,6 +271,7 @@ BEGIN
                 'namespace', TG_ARGV[1],
                 'message_count', pg_catalog.cardinality(r.ids),
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'metadata', pg_catalog.json_build_object('source', 'trigger')
             )::pg_catalog.text;
@@ -282,6 +299,7 @@ BEGIN
                         'namespace', TG_ARGV[1],
                         'message_count', v_chunk.n,
                         'ready_at', v_ready_at,
+                        'enqueued_at', v_enqueued_at,
                         'delay_seconds', v_delay,
                         'metadata', pg_catalog.json_build_object('source', 'trigger')
                     )::pg_catalog.text;

@@ -102,11 +102,14 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     IF "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
         v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
         v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
         v_payload := pg_catalog.json_build_object(
             'event_type', 'message_ready',
@@ -114,6 +117,7 @@ BEGIN
             'queue_name', p_queue_name,
             'namespace', p_namespace,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'payload_omitted', true,
             'coalesced', true,
@@ -143,6 +147,7 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
     v_budget integer;
@@ -151,7 +156,9 @@ BEGIN
     IF NOT "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
         RETURN;
     END IF;
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
     -- The common case: every id fits one event.
     v_payload := pg_catalog.json_build_object(
@@ -161,6 +168,7 @@ BEGIN
         'namespace', p_namespace,
         'message_count', pg_catalog.cardinality(p_msg_ids),
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay,
         'coalesced', true,
         'metadata', pg_catalog.json_build_object('source', p_source)
@@ -189,6 +197,7 @@ BEGIN
                 'namespace', p_namespace,
                 'message_count', v_chunk.n,
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'coalesced', true,
                 'metadata', pg_catalog.json_build_object('source', p_source)
@@ -376,6 +385,7 @@ DECLARE
     v_namespace text;
     v_id bigint;
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
@@ -389,6 +399,7 @@ BEGIN
     FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
         IF "pgmq_notify".coalesce_gate_v1(v_name) THEN
             v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
             v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
             v_payload := pg_catalog.json_build_object(
                 'event_type', 'message_ready',
@@ -396,6 +407,7 @@ BEGIN
                 'queue_name', v_name,
                 'namespace', v_namespace,
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'payload_omitted', true,
                 'coalesced', true,

@@ -75,10 +75,13 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
     v_payload := pg_catalog.json_build_object(
         'event_type', 'message_with_payload',
@@ -88,6 +91,7 @@ BEGIN
         'message', p_message,
         'headers', p_headers,
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay
     )::pg_catalog.text;
     IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.>) 7800 THEN
@@ -97,6 +101,7 @@ BEGIN
             'queue_name', p_queue_name,
             'namespace', p_namespace,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'payload_omitted', true
         )::pg_catalog.text;
@@ -124,12 +129,15 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
     v_budget integer;
     v_chunk record;
 BEGIN
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
     -- The common case: every id fits one event.
     v_payload := pg_catalog.json_build_object(
@@ -139,6 +147,7 @@ BEGIN
         'namespace', p_namespace,
         'message_count', pg_catalog.cardinality(p_msg_ids),
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay
     )::pg_catalog.text;
     IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
@@ -165,6 +174,7 @@ BEGIN
                 'namespace', p_namespace,
                 'message_count', v_chunk.n,
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay
             )::pg_catalog.text;
             PERFORM pg_catalog.pg_notify(p_channel, v_payload);
@@ -337,6 +347,7 @@ DECLARE
     v_namespace text;
     v_id bigint;
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
@@ -349,6 +360,7 @@ BEGIN
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
         v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
         v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
         v_payload := pg_catalog.json_build_object(
             'event_type', 'message_with_payload',
@@ -358,6 +370,7 @@ BEGIN
             'message', msg,
             'headers', headers,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay
         )::pg_catalog.text;
         IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.>) 7800 THEN
@@ -367,6 +380,7 @@ BEGIN
                 'queue_name', v_name,
                 'namespace', v_namespace,
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'payload_omitted', true
             )::pg_catalog.text;
