@@ -28,11 +28,11 @@ def _conn(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(dsn, autocommit=True)
 
 
-def _vt_text(conn: psycopg.Connection[tuple[object, ...]], queue: str, msg_id: int) -> str:
+def _vt_text(conn: psycopg.Connection[tuple[object, ...]], queue: str, msg_id: int, column: str = "vt") -> str:
     row = conn.execute(
         psycopg.sql.SQL(
-            """SELECT to_char(vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM pgmq.{} WHERE msg_id = %s"""
-        ).format(psycopg.sql.Identifier("q_" + queue.lower())),
+            """SELECT to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM pgmq.{} WHERE msg_id = %s"""
+        ).format(psycopg.sql.Identifier(column), psycopg.sql.Identifier("q_" + queue.lower())),
         [msg_id],
     ).fetchone()
     assert row is not None
@@ -64,6 +64,7 @@ def test_single_send_carries_the_whole_event(dsn, subscribe, mode):
         "message": {"order": 7, "name": "Zoë"},
         "headers": {"trace": "abc"},
         "ready_at": _vt_text(conn, "orders_queue", msg_id),
+        "enqueued_at": _vt_text(conn, "orders_queue", msg_id, "enqueued_at"),
         "delay_seconds": 0,
         "metadata": {"source": "wrapper" if mode == "wrapper" else "trigger"},
     }
