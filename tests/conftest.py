@@ -214,14 +214,22 @@ class Roles:
     made: list[str] = field(default_factory=list)
 
     def create(self, label: str, *grants: str) -> str:
-        """A LOGIN role named after ``label``; ``grants`` are run with ``{role}`` filled in; its DSN."""
+        """A LOGIN role named after ``label``; its DSN. ``grants`` run with ``{role}`` and ``{database}`` filled in."""
         name = f"{label}_{os.getpid()}_{next(_db_counter)}"
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(psycopg.sql.Identifier(name)))
             self.made.append(name)
             for grant in grants:
-                conn.execute(grant.format(role=psycopg.sql.Identifier(name).as_string(conn)).encode())
+                self.run(grant, role=name)
         return self.dsn.replace("postgresql://postgres@", f"postgresql://{name}@", 1)
+
+    def run(self, statement: str, **names: str) -> None:
+        """Run ``statement`` as the superuser, with ``{database}`` and the given role names quoted in."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            database = conn.info.dbname
+            quoted = {key: psycopg.sql.Identifier(value).as_string(conn) for key, value in names.items()}
+            quoted["database"] = psycopg.sql.Identifier(database).as_string(conn)
+            conn.execute(statement.format(**quoted).encode())
 
     def drop_all(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:

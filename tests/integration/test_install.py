@@ -103,12 +103,18 @@ def test_every_object_carries_version_and_fingerprint(dsn):
         schema = conn.execute("SELECT obj_description('pgmq_notify'::regnamespace, 'pg_namespace')").fetchone()
     assert len(functions) == len(objects.functions_for(config))
     assert {comment for _, comment in functions} == {marker}
-    assert len(triggers) == 2 and {comment for _, comment in triggers} == {marker}
+    assert len(triggers) == 3 and {comment for _, comment in triggers} == {marker}
     assert schema == (marker,)
 
 
-def test_functions_pin_search_path_and_are_not_security_definer(dsn):
-    config = PgmqNotifyConfig(mode="both")
+# Run as the schema's owner so that other roles' pgmq.create/drop_queue/sends
+# need no rights in our schema nor SELECT on pgmq.meta; each does one narrow thing.
+SECURITY_DEFINER = {"coalesce_sequence_v1", "on_queue_dropped_v1", "queue_spelling_v1"}
+
+
+@pytest.mark.parametrize("mode", ["both", "wrapper"])
+def test_functions_pin_search_path_and_only_the_narrow_helpers_are_security_definer(dsn, mode):
+    config = PgmqNotifyConfig(mode=mode)
     install(dsn, config)
     with _conn(dsn) as conn:
         rows = conn.execute(
@@ -116,7 +122,7 @@ def test_functions_pin_search_path_and_are_not_security_definer(dsn):
         ).fetchall()
     assert rows
     for name, secdef, proconfig in rows:
-        assert secdef is False, name
+        assert secdef is (name in SECURITY_DEFINER), name
         assert proconfig == ["search_path=pg_catalog, pg_temp"], name
 
 
@@ -131,7 +137,7 @@ def test_with_coalescing_only_the_queue_trigger_leaves_search_path_unpinned(dsn)
     unpinned = {name for name, _, proconfig in rows if proconfig is None}
     assert unpinned == {"on_message_insert_v1"}
     for name, secdef, proconfig in rows:
-        assert secdef is False, name
+        assert secdef is (name in SECURITY_DEFINER), name
         assert proconfig in (None, ["search_path=pg_catalog, pg_temp"]), name
 
 
