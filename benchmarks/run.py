@@ -23,8 +23,10 @@ from benchmarks.common import Progress as ProgressProtocol
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
-def total_steps(sizes: Sizes) -> int:
+def total_steps(sizes: Sizes, only: str | None = None) -> int:
     """Every step the progress bar counts."""
+    if only == "consumers":
+        return 1 + consumers.run_count(sizes)
     return (
         1
         + len(runtime_bench.PAYLOADS)
@@ -36,21 +38,22 @@ def total_steps(sizes: Sizes) -> int:
 
 
 def run_benchmark(
-    sizes: Sizes, out: Path, progress: ProgressProtocol, fsync: bool = True
+    sizes: Sizes, out: Path, progress: ProgressProtocol, fsync: bool = True, only: str | None = None
 ) -> tuple[report.Results, list[Path]]:
-    """Measure everything, write the report files into ``out``; returns the results and the files written."""
+    """Measure everything (or ``only="consumers"``), write the report files into ``out``; returns them."""
     started = time.monotonic()
-    parse = runtime_bench.parse_throughput(sizes, progress)
+    everything = only is None
+    parse = runtime_bench.parse_throughput(sizes, progress) if everything else []
     progress.step("starting PostgreSQL and installing PGMQ and the variants")
     with server.started(fsync=fsync) as bench:
         machine = server.machine_info(bench)
-        cells = producers.run(bench, sizes, progress)
+        cells = producers.run(bench, sizes, progress) if everything else []
         producer_summary = producers.summarize(cells)
-        latency_runs = latency.run(bench, sizes, progress)
+        latency_runs = latency.run(bench, sizes, progress) if everything else []
         latency_summary = latency.summarize(latency_runs)
         consumer_runs = consumers.run(bench, sizes, progress)
         consumer_summary = consumers.summarize(consumer_runs)
-        drains = runtime_bench.drain_rate(bench, sizes, progress)
+        drains = runtime_bench.drain_rate(bench, sizes, progress) if everything else []
         drain_summary = runtime_bench.summarize_drain(drains)
     results = report.Results(
         machine=machine,
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help="'off' only to compare with numbers measured without disk flushes (default: on, as in production)",
     )
+    parser.add_argument(
+        "--only", choices=("consumers",), help="measure one section only (its tables; the other sections stay empty)"
+    )
     args = parser.parse_args(argv)
     sizes = PRESETS["tiny"] if args.tiny else PRESETS["quick"] if args.quick else FULL
 
@@ -133,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        progress = RichProgress(bar, total_steps(sizes))
-        results, written = run_benchmark(sizes, args.out, progress, fsync=args.fsync == "on")
+        progress = RichProgress(bar, total_steps(sizes, args.only))
+        results, written = run_benchmark(sizes, args.out, progress, fsync=args.fsync == "on", only=args.only)
         progress.finish()
     sys.stdout.write(report.markdown(results))
     for path in written:

@@ -24,8 +24,6 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
-from pgmq_runtime.config import PgmqNotifyConfig
-
 QUEUE_CREATED: Final = "queue_created"
 MESSAGE_READY: Final = "message_ready"
 MESSAGE_WITH_PAYLOAD: Final = "message_with_payload"
@@ -304,10 +302,3 @@ def _metadata(data: Mapping[str, Any]) -> Mapping[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise _Invalid("field 'metadata' must be an object of strings")
     return MappingProxyType(dict(value))
-
-
-def message_channels(config: PgmqNotifyConfig, event: PgmqEvent) -> list[str]:
-    """The channels ``config``'s SQL sends ``event`` on (handy for fakes and tests)."""
-    if isinstance(event, QueueCreatedEvent):
-        return [config.queue_created_channel()]
-    return config.channels_for_queue(event.queue_name)

