@@ -13,14 +13,17 @@ hand-edited body is caught even when its comment still looks right.
 Finding kinds:
 
 ``missing``
-    the schema, a function or the trigger on ``pgmq.meta`` does not exist; or,
-    with ``coalesce_ms``, a queue's window sequence (``coalesce_<table>``).
+    the schema, a function or one of the two triggers on ``pgmq.meta``
+    (queue created, queue dropped) does not exist, as after a ``pg_dump``
+    restore of an extension install; or, with ``coalesce_ms``, a queue's
+    window sequence (``coalesce_<table>``).
 ``changed``
     the object exists but its definition differs from what the config renders
     (function body, options, argument names or defaults, return type; a
     trigger's timing, level, function, arguments or enabled state; the schema's
     ``USAGE`` grant to ``PUBLIC``; a coalescing sequence's ``SELECT, UPDATE``
-    grant to ``PUBLIC``).
+    grant to ``PUBLIC``; the ``EXECUTE`` grant to ``PUBLIC`` of a function
+    that runs inside other roles' ``pgmq.create``, ``send`` or ``drop_queue``).
 ``stale_fingerprint``
     the object's comment is not this generator version's and config's marker
     (``pgmq-codegen <version> fingerprint=<fp>``).
@@ -238,6 +241,7 @@ class _Checker:
         self.trigger_drops_after: list[str] = []
         self.function_drops_after: list[str] = []
         self.sequence_drops_after: list[str] = []
+        self.public_functions = {spec.name for spec in objects.functions_for(config) if spec.public}
 
     def add(self, kind: FindingKind, object_type: ObjectType, name: str, detail: str) -> None:
         self.findings.append(Finding(kind, object_type, name, detail))
@@ -275,6 +279,13 @@ class _Checker:
                 if _needs_drop(want, have):
                     self.drop_function_first(have)
             self.check_comment("function", name, have.comment)
+            if want.name in self.public_functions and not have.public_execute:
+                self.add(
+                    "changed",
+                    "function",
+                    name,
+                    "EXECUTE is not granted to PUBLIC, so other roles' pgmq.create, send or drop_queue fail",
+                )
         for key, have in actual.items():
             if key not in self.state.expected_functions and self.is_ours(have):
                 self.add("extra", "function", self.function_name(have), self.extra_function_detail(have))
@@ -306,16 +317,31 @@ class _Checker:
 
     def check_triggers(self) -> None:
         meta_name = objects.meta_trigger_name(self.config)
+        drop_name = objects.meta_drop_trigger_name(self.config)
         message_name = objects.message_trigger_name(self.config)
         by_key = {t.key: t for t in self.state.triggers}
-        expected: set[tuple[str, str, str]] = {("pgmq", "meta", meta_name)}
+        expected: set[tuple[str, str, str]] = {("pgmq", "meta", meta_name), ("pgmq", "meta", drop_name)}
 
-        meta = by_key.get(("pgmq", "meta", meta_name))
-        label = f"{meta_name} ON pgmq.meta"
-        if meta is None:
-            self.add("missing", "trigger", label, "queue_created is not announced and new queues get no trigger")
-        else:
-            self.check_trigger_shape(meta, label, _ROW | _INSERT, "on_queue_created_v1", (), None, report_disabled=True)
+        for name, tgtype, function, effect in (
+            (
+                meta_name,
+                _ROW | _INSERT,
+                "on_queue_created_v1",
+                "queue_created is not announced and new queues get no trigger",
+            ),
+            (
+                drop_name,
+                _ROW | _DELETE,
+                "on_queue_dropped_v1",
+                "pgmq.drop_queue leaves what we added for the queue (coalescing's sequence) behind",
+            ),
+        ):
+            meta = by_key.get(("pgmq", "meta", name))
+            label = f"{name} ON pgmq.meta"
+            if meta is None:
+                self.add("missing", "trigger", label, effect + self.restore_hint())
+            else:
+                self.check_trigger_shape(meta, label, tgtype, function, (), None, report_disabled=True)
 
         if self.config.mode in ("trigger", "both"):
             for queue in self.state.queues:
@@ -329,6 +355,12 @@ class _Checker:
             if trigger.key not in expected:
                 self.add("extra", "trigger", _trigger_label(trigger), self.extra_trigger_detail(trigger))
                 self.trigger_drops_after.append(_drop_trigger(trigger))
+
+    def restore_hint(self) -> str:
+        """After a pg_dump restore of an extension install the meta triggers are gone: say so."""
+        if self.state.pgmq_is_extension:
+            return " (PGMQ is an extension: pg_dump does not keep triggers on its tables; re-apply the migration)"
+        return ""
 
     def check_sequences(self) -> None:
         """With coalesce_ms, every queue needs its window sequence, which every sending role may set."""

@@ -46,6 +46,8 @@ class FunctionState:
     kind: str
     definition: str
     comment: str | None
+    # Whether PUBLIC may EXECUTE it (explicitly, or by the default ACL).
+    public_execute: bool = True
 
     @property
     def key(self) -> str:
@@ -116,6 +118,8 @@ class DatabaseState:
     triggers: list[TriggerState]
     queues: list[QueueState]
     sequences: list[SequenceState]
+    # PGMQ came from CREATE EXTENSION (pg_dump then drops our triggers on pgmq.meta).
+    pgmq_is_extension: bool = False
 
 
 def read_state(
@@ -148,6 +152,9 @@ def read_state(
                 expected = _create_expected_functions(conn, config, install_statements)
                 queues = _read_queues(conn, config, expected)
                 sequences = _read_sequences(conn, config.schema)
+                extension = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgmq')"
+                ).fetchone()
         except psycopg.errors.LockNotAvailable as exc:
             raise DatabaseError(
                 f"{database}: gave up after waiting {lock_timeout_ms} ms for a lock "
@@ -160,7 +167,9 @@ def read_state(
             ) from exc
         except psycopg.Error as exc:
             raise DatabaseError(f"{database}: reading the installed objects failed: {describe_error(exc)}") from exc
-    return DatabaseState(database, schema, functions, expected, triggers, queues, sequences)
+    return DatabaseState(
+        database, schema, functions, expected, triggers, queues, sequences, bool(extension and extension[0])
+    )
 
 
 def _connect(dsn: str, connect_timeout_s: int) -> psycopg.Connection[tuple[object, ...]]:
@@ -242,14 +251,19 @@ def _read_functions(
                coalesce(pg_catalog.pg_get_function_result(p.oid), ''),
                p.prokind,
                CASE WHEN p.prokind <> 'a' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE '' END,
-               pg_catalog.obj_description(p.oid, 'pg_proc')
+               pg_catalog.obj_description(p.oid, 'pg_proc'),
+               EXISTS (
+                   SELECT 1
+                   FROM pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) AS a
+                   WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'
+               )
         FROM pg_catalog.pg_proc AS p
         WHERE p.pronamespace = {namespace}
         ORDER BY 1, 2
         """
     ).format(namespace=namespace)
     found: dict[str, FunctionState] = {}
-    for name, arg_types, arguments, result, kind, definition, comment in conn.execute(query, params):
+    for name, arg_types, arguments, result, kind, definition, comment, public_execute in conn.execute(query, params):
         state = FunctionState(
             name=str(name),
             arg_types=str(arg_types),
@@ -260,6 +274,7 @@ def _read_functions(
             # pg_temp_N); the rest is the canonical definition.
             definition=str(definition).partition("\n")[2],
             comment=_opt_str(comment),
+            public_execute=bool(public_execute),
         )
         found[state.key] = state
     return found
@@ -288,10 +303,15 @@ def _read_triggers(conn: psycopg.Connection[tuple[object, ...]], config: PgmqNot
         WHERE NOT t.tgisinternal
           AND t.tgparentid = 0
           AND cn.nspname = 'pgmq'
-          AND (pn.nspname = %s OR t.tgname IN (%s, %s))
+          AND (pn.nspname = %s OR t.tgname IN (%s, %s, %s))
         ORDER BY cn.nspname, c.relname, t.tgname
         """,
-        (config.schema, objects.message_trigger_name(config), objects.meta_trigger_name(config)),
+        (
+            config.schema,
+            objects.message_trigger_name(config),
+            objects.meta_trigger_name(config),
+            objects.meta_drop_trigger_name(config),
+        ),
     ).fetchall()
     encoding = conn.info.encoding
     found = []

@@ -23,6 +23,10 @@ class FunctionSpec:
     modes: frozenset[str]
     # Also installed, whatever the mode, when the config coalesces notifications.
     coalescing: bool = False
+    # Runs inside other roles' PGMQ calls (pgmq.create, pgmq.send, pgmq.drop_queue):
+    # EXECUTE is granted to PUBLIC explicitly, so hardened default privileges
+    # (ALTER DEFAULT PRIVILEGES ... REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC) cannot break them.
+    public: bool = False
 
     def signature(self, schema: str) -> str:
         return f"{quote_ident(schema)}.{self.name}({self.args})"
@@ -37,18 +41,21 @@ _TRIGGER = frozenset({"trigger", "both"})
 _WRAPPER = frozenset({"wrapper", "both"})
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
-    FunctionSpec("extract_namespace_v1", "text", _ALL),
-    FunctionSpec("namespace_channel_v1", "text", _ALL),
-    FunctionSpec("announce_message_v1", "text, text, text, bigint, timestamptz, jsonb, jsonb, text", _ALL),
-    FunctionSpec("announce_batch_v1", "text, text, text, bigint[], timestamptz, text", _ALL),
-    FunctionSpec("on_message_insert_v1", "", _TRIGGER),
-    FunctionSpec("attach_v1", "text", _TRIGGER, coalescing=True),
-    FunctionSpec("coalesce_gate_v1", "text", frozenset(), coalescing=True),
-    FunctionSpec("on_queue_created_v1", "", _ALL),
+    FunctionSpec("extract_namespace_v1", "text", _ALL, public=True),
+    FunctionSpec("namespace_channel_v1", "text", _ALL, public=True),
+    FunctionSpec("announce_message_v1", "text, text, text, bigint, timestamptz, jsonb, jsonb, text", _ALL, public=True),
+    FunctionSpec("announce_batch_v1", "text, text, text, bigint[], timestamptz, text", _ALL, public=True),
+    FunctionSpec("on_message_insert_v1", "", _TRIGGER, public=True),
+    FunctionSpec("attach_v1", "text", _TRIGGER, coalescing=True, public=True),
+    FunctionSpec("coalesce_gate_v1", "text", frozenset(), coalescing=True, public=True),
+    FunctionSpec("coalesce_sequence_v1", "text", frozenset(), coalescing=True, public=True),
+    FunctionSpec("on_queue_created_v1", "", _ALL, public=True),
+    FunctionSpec("on_queue_dropped_v1", "", _ALL, public=True),
     FunctionSpec("read_specific_batch_v1", "text, bigint[], integer", _ALL),
     FunctionSpec("read_specific_v1", "text, bigint, integer", _ALL),
     FunctionSpec("delete_specific_v1", "text, bigint", _ALL),
     FunctionSpec("extend_vt_v1", "text, bigint, integer", _ALL),
+    FunctionSpec("queue_spelling_v1", "text", frozenset({"wrapper"})),
     FunctionSpec("send_with_notify", "text, jsonb, jsonb, timestamptz", _WRAPPER),
     FunctionSpec("send_with_notify", "text, jsonb", _WRAPPER),
     FunctionSpec("send_with_notify", "text, jsonb, jsonb", _WRAPPER),
@@ -87,6 +94,11 @@ def coalesce_sequence_prefix() -> str:
 def meta_trigger_name(config: PgmqNotifyConfig) -> str:
     """Name of the trigger on ``pgmq.meta`` that announces new queues."""
     return f"{config.schema}_on_queue_created{VERSION_SUFFIX}"
+
+
+def meta_drop_trigger_name(config: PgmqNotifyConfig) -> str:
+    """Name of the trigger on ``pgmq.meta`` that removes what we added for a dropped queue."""
+    return f"{config.schema}_on_queue_dropped{VERSION_SUFFIX}"
 
 
 def qualified(config: PgmqNotifyConfig, name: str) -> str:

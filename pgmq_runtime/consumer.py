@@ -51,6 +51,7 @@ from pgmq_runtime.events import (
     MessageWithPayloadEvent,
     QueueCreatedEvent,
 )
+from pgmq_runtime.install_check import check_and_log_async
 from pgmq_runtime.listener import PgmqNotifyListener, backoff_delay, connect_kwargs
 from pgmq_runtime.rechecks import RecheckSchedule
 from pgmq_runtime.stats import ConsumerStats, Counters
@@ -226,6 +227,7 @@ class PgmqConsumer:
             self._conn = await self._open()
         except _CONNECTION_ERRORS as exc:
             raise ConsumerError(f"cannot connect the consumer: {describe_error(exc)}") from exc
+        await check_and_log_async(self._conn, self.config, "consumer")
         if self._listener is not None:
             try:
                 await self._listener.connect()

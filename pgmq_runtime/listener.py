@@ -40,6 +40,7 @@ from pgmq_runtime.events import (
     ListenerReconnected,
     parse_event,
 )
+from pgmq_runtime.install_check import check_and_log_async
 
 APPLICATION_NAME = "pgmq-runtime-listener"
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
@@ -215,6 +216,7 @@ class PgmqNotifyListener:
             return
         try:
             conn = await self._open()
+            await check_and_log_async(conn, self.config, "listener")
             await self._listen_all(conn)
         except (*_CONNECTION_ERRORS, psycopg.Error) as exc:
             raise ListenerError(f"cannot connect the listener: {_describe(exc)}") from exc

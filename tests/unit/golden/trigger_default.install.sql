@@ -13,7 +13,39 @@ BEGIN
 END
 $pgmq_codegen$;
 
-CREATE SCHEMA IF NOT EXISTS "pgmq_notify";
+-- Fail before changing anything when this role cannot change a table it must:
+-- CREATE/DROP/COMMENT ON TRIGGER need ownership (or membership in the owner's
+-- role), not the TRIGGER privilege. Queues whose trigger is current are left alone.
+DO $pgmq_codegen$
+DECLARE
+    v_tables text;
+BEGIN
+    SELECT string_agg(pg_catalog.format('%s (owner %s)', c.oid::regclass, pg_catalog.pg_get_userbyid(c.relowner)), ', ' ORDER BY c.relname)
+    INTO v_tables
+    FROM pg_catalog.pg_class AS c
+    WHERE (c.oid = 'pgmq.meta'::regclass
+           OR (c.relnamespace = 'pgmq'::regnamespace
+               AND c.relname IN (SELECT pgmq.format_table_name(m.queue_name, 'q') FROM pgmq.meta AS m)
+               AND NOT EXISTS (
+                   SELECT 1 FROM pg_catalog.pg_trigger AS t
+                   WHERE t.tgrelid = c.oid AND t.tgname = 'pgmq_notify_on_insert_v1' AND t.tgenabled = 'O'
+                     AND pg_catalog.obj_description(t.oid, 'pg_trigger') = 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500'))
+          )
+      AND NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE');
+    IF v_tables IS NOT NULL THEN
+        RAISE EXCEPTION 'pgmq-codegen: role % does not own %', current_user, v_tables
+            USING HINT = 'Triggers can only be changed by a table''s owner: run this migration as that role, or GRANT the owning role to ' || current_user || '.';
+    END IF;
+END
+$pgmq_codegen$;
+
+DO $pgmq_codegen$
+BEGIN
+    IF pg_catalog.to_regnamespace('pgmq_notify') IS NULL THEN
+        CREATE SCHEMA "pgmq_notify";
+    END IF;
+END
+$pgmq_codegen$;
 
 COMMENT ON SCHEMA "pgmq_notify" IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
@@ -335,17 +367,34 @@ AS $pgmq_codegen$
 DECLARE
     v_table constant text := pgmq.format_table_name(p_queue_name, 'q');
     v_namespace constant text := "pgmq_notify".extract_namespace_v1(p_queue_name);
+    v_relation regclass := to_regclass(format('pgmq.%I', v_table));
+    v_channel constant text := "pgmq_notify".namespace_channel_v1(v_namespace);
+    v_encoding constant name := getdatabaseencoding();
 BEGIN
-    IF to_regclass(format('pgmq.%I', v_table)) IS NULL THEN
+    IF v_relation IS NULL THEN
         RAISE WARNING 'pgmq-codegen: table pgmq.% of queue % not found; its messages will not notify', v_table, p_queue_name;
         RETURN false;
     END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON pgmq.%I', 'pgmq_notify_on_insert_v1', v_table);
+    -- A current trigger is left alone: re-applying the migration then needs no
+    -- ownership of queue tables that other roles created.
+    IF EXISTS (
+        SELECT 1 FROM pg_trigger AS t
+        WHERE t.tgrelid = v_relation AND t.tgname = 'pgmq_notify_on_insert_v1' AND t.tgenabled = 'O'
+          AND t.tgfoid = '"pgmq_notify".on_message_insert_v1()'::regprocedure
+          AND t.tgargs = convert_to(p_queue_name, v_encoding) || '\x00'::bytea || convert_to(v_namespace, v_encoding)
+                         || '\x00'::bytea || convert_to(v_channel, v_encoding) || '\x00'::bytea
+          AND obj_description(t.oid, 'pg_trigger') = 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500'
+    ) THEN
+        RETURN true;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger AS t WHERE t.tgrelid = v_relation AND t.tgname = 'pgmq_notify_on_insert_v1') THEN
+        EXECUTE format('DROP TRIGGER %I ON pgmq.%I', 'pgmq_notify_on_insert_v1', v_table);
+    END IF;
     EXECUTE format(
         'CREATE TRIGGER %I AFTER INSERT ON pgmq.%I REFERENCING NEW TABLE AS new_rows '
         'FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L, %L)',
         'pgmq_notify_on_insert_v1', v_table, '"pgmq_notify".on_message_insert_v1',
-        p_queue_name, v_namespace, "pgmq_notify".namespace_channel_v1(v_namespace)
+        p_queue_name, v_namespace, v_channel
     );
     EXECUTE format('COMMENT ON TRIGGER %I ON pgmq.%I IS %L', 'pgmq_notify_on_insert_v1', v_table, 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500');
     RETURN true;
@@ -378,7 +427,52 @@ $pgmq_codegen$;
 
 COMMENT ON FUNCTION "pgmq_notify".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
-DROP TRIGGER IF EXISTS "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
+-- On pgmq.meta, when pgmq.drop_queue removes a queue: remove what we added for
+-- it (coalescing's window sequence). SECURITY DEFINER: the role that drops the
+-- queue need not own this schema; it only drops coalesce_<table of that queue>.
+CREATE OR REPLACE FUNCTION "pgmq_notify".on_queue_dropped_v1()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_sequence constant text := format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(OLD.queue_name, 'q'));
+BEGIN
+    IF to_regclass(v_sequence) IS NOT NULL THEN
+        EXECUTE 'DROP SEQUENCE ' || v_sequence;
+    END IF;
+    RETURN NULL;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".on_queue_dropped_v1() IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
+
+-- EXECUTE for every role whose pgmq.create, pgmq.send or pgmq.drop_queue runs
+-- these, whatever the database's default privileges say.
+GRANT EXECUTE ON FUNCTION
+    "pgmq_notify".extract_namespace_v1(text),
+    "pgmq_notify".namespace_channel_v1(text),
+    "pgmq_notify".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text),
+    "pgmq_notify".announce_batch_v1(text, text, text, bigint[], timestamptz, text),
+    "pgmq_notify".on_message_insert_v1(),
+    "pgmq_notify".attach_v1(text),
+    "pgmq_notify".on_queue_created_v1(),
+    "pgmq_notify".on_queue_dropped_v1()
+TO PUBLIC;
+
+-- The triggers on pgmq.meta, re-created (pg_dump does not keep them when PGMQ is
+-- an extension: re-apply this migration after a restore).
+DO $pgmq_codegen$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'pgmq.meta'::regclass AND tgname = 'pgmq_notify_on_queue_created_v1') THEN
+        DROP TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'pgmq.meta'::regclass AND tgname = 'pgmq_notify_on_queue_dropped_v1') THEN
+        DROP TRIGGER "pgmq_notify_on_queue_dropped_v1" ON pgmq.meta;
+    END IF;
+END
+$pgmq_codegen$;
 
 CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
     AFTER INSERT ON pgmq.meta
@@ -387,6 +481,13 @@ CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
 
 COMMENT ON TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
 
+CREATE TRIGGER "pgmq_notify_on_queue_dropped_v1"
+    AFTER DELETE ON pgmq.meta
+    FOR EACH ROW
+    EXECUTE FUNCTION "pgmq_notify".on_queue_dropped_v1();
+
+COMMENT ON TRIGGER "pgmq_notify_on_queue_dropped_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=6206a729a3523500';
+
 -- Queues that exist already are prepared now; later ones from pgmq.meta.
 DO $pgmq_codegen$
 BEGIN
@@ -394,11 +495,28 @@ BEGIN
 END
 $pgmq_codegen$;
 
+-- Helpers of an earlier install returned pgmq.message_record; CREATE OR REPLACE
+-- cannot change a result type, so those are dropped first.
+DO $pgmq_codegen$
+DECLARE
+    v_function regprocedure;
+BEGIN
+    FOR v_function IN
+        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'pgmq_notify'::regnamespace
+          AND p.proname IN ('read_specific_batch_v1', 'read_specific_v1', 'extend_vt_v1')
+          AND p.prorettype = pg_catalog.to_regtype('pgmq.message_record')
+    LOOP
+        EXECUTE 'DROP FUNCTION ' || v_function;
+    END LOOP;
+END
+$pgmq_codegen$;
+
 -- Claims the given messages of a queue that are visible now, for p_vt seconds.
 -- A message that is gone, delayed or claimed by someone else is not returned:
 -- at most one caller claims a message.
 CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_batch_v1(p_queue_name text, p_msg_ids bigint[], p_vt integer)
-RETURNS SETOF pgmq.message_record
+RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamptz, last_read_at timestamptz, vt timestamptz, message jsonb, headers jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
@@ -430,7 +548,7 @@ COMMENT ON FUNCTION "pgmq_notify".read_specific_batch_v1(text, bigint ARRAY, int
 
 -- Claims one message by id for p_vt seconds; no row if it is gone, delayed or claimed.
 CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_v1(p_queue_name text, p_msg_id bigint, p_vt integer)
-RETURNS SETOF pgmq.message_record
+RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamptz, last_read_at timestamptz, vt timestamptz, message jsonb, headers jsonb)
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
@@ -452,7 +570,7 @@ COMMENT ON FUNCTION "pgmq_notify".delete_specific_v1(text, bigint) IS 'pgmq-code
 
 -- Pushes a claimed message's visibility timeout p_seconds further out.
 CREATE OR REPLACE FUNCTION "pgmq_notify".extend_vt_v1(p_queue_name text, p_msg_id bigint, p_seconds integer)
-RETURNS SETOF pgmq.message_record
+RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamptz, last_read_at timestamptz, vt timestamptz, message jsonb, headers jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
@@ -483,46 +601,36 @@ BEGIN
         WHERE c.relkind = 'S' AND c.relnamespace = 'pgmq_notify'::regnamespace
           AND c.relname LIKE 'coalesce_%'
     LOOP
-        EXECUTE pg_catalog.format('DROP SEQUENCE IF EXISTS %I.%I', 'pgmq_notify', r.relname);
+        EXECUTE pg_catalog.format('DROP SEQUENCE %I.%I', 'pgmq_notify', r.relname);
     END LOOP;
 END
 $pgmq_codegen$;
 
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".coalesce_gate_v1(text);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb, timestamptz);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, integer);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, timestamptz);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_with_notify(text, jsonb, jsonb, integer);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[], timestamptz);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[]);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[]);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], integer);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], timestamptz);
-
--- Not part of mode "trigger"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[], integer);
+-- Not part of this config ("trigger", no coalescing); left by an install with another.
+DO $pgmq_codegen$
+DECLARE
+    v_signature text;
+BEGIN
+    FOREACH v_signature IN ARRAY ARRAY[
+        '"pgmq_notify".coalesce_gate_v1(text)',
+        '"pgmq_notify".coalesce_sequence_v1(text)',
+        '"pgmq_notify".queue_spelling_v1(text)',
+        '"pgmq_notify".send_with_notify(text, jsonb, jsonb, timestamptz)',
+        '"pgmq_notify".send_with_notify(text, jsonb)',
+        '"pgmq_notify".send_with_notify(text, jsonb, jsonb)',
+        '"pgmq_notify".send_with_notify(text, jsonb, integer)',
+        '"pgmq_notify".send_with_notify(text, jsonb, timestamptz)',
+        '"pgmq_notify".send_with_notify(text, jsonb, jsonb, integer)',
+        '"pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[], timestamptz)',
+        '"pgmq_notify".send_batch_with_notify(text, jsonb[])',
+        '"pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[])',
+        '"pgmq_notify".send_batch_with_notify(text, jsonb[], integer)',
+        '"pgmq_notify".send_batch_with_notify(text, jsonb[], timestamptz)',
+        '"pgmq_notify".send_batch_with_notify(text, jsonb[], jsonb[], integer)'
+    ]::text[] LOOP
+        IF pg_catalog.to_regprocedure(v_signature) IS NOT NULL THEN
+            EXECUTE 'DROP FUNCTION ' || v_signature;
+        END IF;
+    END LOOP;
+END
+$pgmq_codegen$;

@@ -13,7 +13,34 @@ BEGIN
 END
 $pgmq_codegen$;
 
-CREATE SCHEMA IF NOT EXISTS "pgmq_notify";
+-- Fail before changing anything when this role cannot change a table it must:
+-- CREATE/DROP/COMMENT ON TRIGGER need ownership (or membership in the owner's
+-- role), not the TRIGGER privilege. Queues whose trigger is current are left alone.
+DO $pgmq_codegen$
+DECLARE
+    v_tables text;
+BEGIN
+    SELECT string_agg(pg_catalog.format('%s (owner %s)', c.oid::regclass, pg_catalog.pg_get_userbyid(c.relowner)), ', ' ORDER BY c.relname)
+    INTO v_tables
+    FROM pg_catalog.pg_class AS c
+    WHERE (c.oid = 'pgmq.meta'::regclass
+           OR c.oid IN (SELECT t.tgrelid FROM pg_catalog.pg_trigger AS t WHERE t.tgname = 'pgmq_notify_on_insert_v1')
+          )
+      AND NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE');
+    IF v_tables IS NOT NULL THEN
+        RAISE EXCEPTION 'pgmq-codegen: role % does not own %', current_user, v_tables
+            USING HINT = 'Triggers can only be changed by a table''s owner: run this migration as that role, or GRANT the owning role to ' || current_user || '.';
+    END IF;
+END
+$pgmq_codegen$;
+
+DO $pgmq_codegen$
+BEGIN
+    IF pg_catalog.to_regnamespace('pgmq_notify') IS NULL THEN
+        CREATE SCHEMA "pgmq_notify";
+    END IF;
+END
+$pgmq_codegen$;
 
 COMMENT ON SCHEMA "pgmq_notify" IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
 
@@ -83,6 +110,30 @@ END
 $pgmq_codegen$;
 
 COMMENT ON FUNCTION "pgmq_notify".coalesce_gate_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- Creates the window sequence of a queue's table. SECURITY DEFINER: the role
+-- that calls pgmq.create need not own this schema. It only ever creates
+-- coalesce_<table> for a queue table that exists.
+CREATE OR REPLACE FUNCTION "pgmq_notify".coalesce_sequence_v1(p_table text)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+BEGIN
+    IF to_regclass(format('pgmq.%I', p_table)) IS NULL THEN
+        RETURN;
+    END IF;
+    IF to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || p_table)) IS NULL THEN
+        -- A sequence, not a row: reading and setval take no lock held to commit,
+        -- so concurrent producers never queue behind one another.
+        EXECUTE format('CREATE SEQUENCE %I.%I MINVALUE 0 START WITH 0', 'pgmq_notify', 'coalesce_' || p_table);
+    END IF;
+    EXECUTE format('GRANT SELECT, UPDATE ON SEQUENCE %I.%I TO PUBLIC', 'pgmq_notify', 'coalesce_' || p_table);
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".coalesce_sequence_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
 
 -- One message: its whole content when the complete event fits max_payload_size
 -- bytes, else a signal to fetch it by id. Sizes are octet_length, never length.
@@ -226,16 +277,13 @@ AS $pgmq_codegen$
 DECLARE
     v_table constant text := pgmq.format_table_name(p_queue_name, 'q');
     v_namespace constant text := "pgmq_notify".extract_namespace_v1(p_queue_name);
+    v_relation regclass := to_regclass(format('pgmq.%I', v_table));
 BEGIN
-    IF to_regclass(format('pgmq.%I', v_table)) IS NULL THEN
+    IF v_relation IS NULL THEN
         RAISE WARNING 'pgmq-codegen: table pgmq.% of queue % not found; its messages will not notify', v_table, p_queue_name;
         RETURN false;
     END IF;
-    -- A sequence, not a row: reading and setval take no lock held to commit,
-    -- so concurrent producers never queue behind one another.
-    EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I.%I MINVALUE 0 START WITH 0',
-                   'pgmq_notify', 'coalesce_' || v_table);
-    EXECUTE format('GRANT SELECT, UPDATE ON SEQUENCE %I.%I TO PUBLIC', 'pgmq_notify', 'coalesce_' || v_table);
+    PERFORM "pgmq_notify".coalesce_sequence_v1(v_table);
     RETURN true;
 END
 $pgmq_codegen$;
@@ -266,7 +314,53 @@ $pgmq_codegen$;
 
 COMMENT ON FUNCTION "pgmq_notify".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
 
-DROP TRIGGER IF EXISTS "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
+-- On pgmq.meta, when pgmq.drop_queue removes a queue: remove what we added for
+-- it (coalescing's window sequence). SECURITY DEFINER: the role that drops the
+-- queue need not own this schema; it only drops coalesce_<table of that queue>.
+CREATE OR REPLACE FUNCTION "pgmq_notify".on_queue_dropped_v1()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_sequence constant text := format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(OLD.queue_name, 'q'));
+BEGIN
+    IF to_regclass(v_sequence) IS NOT NULL THEN
+        EXECUTE 'DROP SEQUENCE ' || v_sequence;
+    END IF;
+    RETURN NULL;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".on_queue_dropped_v1() IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
+-- EXECUTE for every role whose pgmq.create, pgmq.send or pgmq.drop_queue runs
+-- these, whatever the database's default privileges say.
+GRANT EXECUTE ON FUNCTION
+    "pgmq_notify".extract_namespace_v1(text),
+    "pgmq_notify".namespace_channel_v1(text),
+    "pgmq_notify".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text),
+    "pgmq_notify".announce_batch_v1(text, text, text, bigint[], timestamptz, text),
+    "pgmq_notify".attach_v1(text),
+    "pgmq_notify".coalesce_gate_v1(text),
+    "pgmq_notify".coalesce_sequence_v1(text),
+    "pgmq_notify".on_queue_created_v1(),
+    "pgmq_notify".on_queue_dropped_v1()
+TO PUBLIC;
+
+-- The triggers on pgmq.meta, re-created (pg_dump does not keep them when PGMQ is
+-- an extension: re-apply this migration after a restore).
+DO $pgmq_codegen$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'pgmq.meta'::regclass AND tgname = 'pgmq_notify_on_queue_created_v1') THEN
+        DROP TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'pgmq.meta'::regclass AND tgname = 'pgmq_notify_on_queue_dropped_v1') THEN
+        DROP TRIGGER "pgmq_notify_on_queue_dropped_v1" ON pgmq.meta;
+    END IF;
+END
+$pgmq_codegen$;
 
 CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
     AFTER INSERT ON pgmq.meta
@@ -275,6 +369,13 @@ CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
 
 COMMENT ON TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
 
+CREATE TRIGGER "pgmq_notify_on_queue_dropped_v1"
+    AFTER DELETE ON pgmq.meta
+    FOR EACH ROW
+    EXECUTE FUNCTION "pgmq_notify".on_queue_dropped_v1();
+
+COMMENT ON TRIGGER "pgmq_notify_on_queue_dropped_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
 -- Queues that exist already are prepared now; later ones from pgmq.meta.
 DO $pgmq_codegen$
 BEGIN
@@ -282,11 +383,28 @@ BEGIN
 END
 $pgmq_codegen$;
 
+-- Helpers of an earlier install returned pgmq.message_record; CREATE OR REPLACE
+-- cannot change a result type, so those are dropped first.
+DO $pgmq_codegen$
+DECLARE
+    v_function regprocedure;
+BEGIN
+    FOR v_function IN
+        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'pgmq_notify'::regnamespace
+          AND p.proname IN ('read_specific_batch_v1', 'read_specific_v1', 'extend_vt_v1')
+          AND p.prorettype = pg_catalog.to_regtype('pgmq.message_record')
+    LOOP
+        EXECUTE 'DROP FUNCTION ' || v_function;
+    END LOOP;
+END
+$pgmq_codegen$;
+
 -- Claims the given messages of a queue that are visible now, for p_vt seconds.
 -- A message that is gone, delayed or claimed by someone else is not returned:
 -- at most one caller claims a message.
 CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_batch_v1(p_queue_name text, p_msg_ids bigint[], p_vt integer)
-RETURNS SETOF pgmq.message_record
+RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamptz, last_read_at timestamptz, vt timestamptz, message jsonb, headers jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
@@ -318,7 +436,7 @@ COMMENT ON FUNCTION "pgmq_notify".read_specific_batch_v1(text, bigint ARRAY, int
 
 -- Claims one message by id for p_vt seconds; no row if it is gone, delayed or claimed.
 CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_v1(p_queue_name text, p_msg_id bigint, p_vt integer)
-RETURNS SETOF pgmq.message_record
+RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamptz, last_read_at timestamptz, vt timestamptz, message jsonb, headers jsonb)
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
@@ -340,7 +458,7 @@ COMMENT ON FUNCTION "pgmq_notify".delete_specific_v1(text, bigint) IS 'pgmq-code
 
 -- Pushes a claimed message's visibility timeout p_seconds further out.
 CREATE OR REPLACE FUNCTION "pgmq_notify".extend_vt_v1(p_queue_name text, p_msg_id bigint, p_seconds integer)
-RETURNS SETOF pgmq.message_record
+RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamptz, last_read_at timestamptz, vt timestamptz, message jsonb, headers jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
@@ -374,16 +492,45 @@ BEGIN
         JOIN pg_catalog.pg_namespace AS ns ON ns.oid = c.relnamespace
         WHERE ns.nspname = 'pgmq' AND t.tgname = 'pgmq_notify_on_insert_v1'
     LOOP
-        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON pgmq.%I', 'pgmq_notify_on_insert_v1', r.relname);
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON pgmq.%I', 'pgmq_notify_on_insert_v1', r.relname);
     END LOOP;
 END
 $pgmq_codegen$;
 
--- Not part of mode "wrapper"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".on_message_insert_v1();
+-- Not part of this config ("wrapper"); left by an install with another.
+DO $pgmq_codegen$
+DECLARE
+    v_signature text;
+BEGIN
+    FOREACH v_signature IN ARRAY ARRAY[
+        '"pgmq_notify".on_message_insert_v1()'
+    ]::text[] LOOP
+        IF pg_catalog.to_regprocedure(v_signature) IS NOT NULL THEN
+            EXECUTE 'DROP FUNCTION ' || v_signature;
+        END IF;
+    END LOOP;
+END
+$pgmq_codegen$;
 
 -- The queue's name as pgmq.meta spells it, so events agree with trigger mode
--- and queue_created whatever case the caller used.
+-- and queue_created whatever case the caller used. SECURITY DEFINER: a role
+-- that may send needs no SELECT on pgmq.meta (plain pgmq.send does not).
+CREATE OR REPLACE FUNCTION "pgmq_notify".queue_spelling_v1(p_queue_name text)
+RETURNS text
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT coalesce(
+        (SELECT m.queue_name FROM pgmq.meta AS m WHERE m.queue_name = p_queue_name),
+        (SELECT m.queue_name FROM pgmq.meta AS m WHERE lower(m.queue_name) = lower(p_queue_name) LIMIT 1),
+        p_queue_name
+    )
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".queue_spelling_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=d6a5cb2e5455a813';
+
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, headers jsonb, delay timestamptz)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
@@ -398,12 +545,7 @@ DECLARE
     v_delay integer;
     v_payload text;
 BEGIN
-    SELECT m.queue_name INTO v_name FROM pgmq.meta AS m WHERE m.queue_name = send_with_notify.queue_name;
-    IF v_name IS NULL THEN
-        SELECT m.queue_name INTO v_name FROM pgmq.meta AS m
-        WHERE lower(m.queue_name) = lower(send_with_notify.queue_name) LIMIT 1;
-    END IF;
-    v_name := coalesce(v_name, send_with_notify.queue_name);
+    v_name := "pgmq_notify".queue_spelling_v1(send_with_notify.queue_name);
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
         -- A filling notification queue (a listener stuck): no NOTIFY, catch-up reads deliver.
@@ -495,12 +637,7 @@ DECLARE
     v_namespace text;
     v_ids bigint[];
 BEGIN
-    SELECT m.queue_name INTO v_name FROM pgmq.meta AS m WHERE m.queue_name = send_batch_with_notify.queue_name;
-    IF v_name IS NULL THEN
-        SELECT m.queue_name INTO v_name FROM pgmq.meta AS m
-        WHERE lower(m.queue_name) = lower(send_batch_with_notify.queue_name) LIMIT 1;
-    END IF;
-    v_name := coalesce(v_name, send_batch_with_notify.queue_name);
+    v_name := "pgmq_notify".queue_spelling_v1(send_batch_with_notify.queue_name);
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     SELECT array_agg(sent.id) INTO v_ids
     FROM pgmq.send_batch(send_batch_with_notify.queue_name, msgs, headers, delay) AS sent(id);

@@ -13,7 +13,34 @@ BEGIN
 END
 $pgmq_codegen$;
 
-CREATE SCHEMA IF NOT EXISTS "pgmq_notify";
+-- Fail before changing anything when this role cannot change a table it must:
+-- CREATE/DROP/COMMENT ON TRIGGER need ownership (or membership in the owner's
+-- role), not the TRIGGER privilege. Queues whose trigger is current are left alone.
+DO $pgmq_codegen$
+DECLARE
+    v_tables text;
+BEGIN
+    SELECT string_agg(pg_catalog.format('%s (owner %s)', c.oid::regclass, pg_catalog.pg_get_userbyid(c.relowner)), ', ' ORDER BY c.relname)
+    INTO v_tables
+    FROM pg_catalog.pg_class AS c
+    WHERE (c.oid = 'pgmq.meta'::regclass
+           OR c.oid IN (SELECT t.tgrelid FROM pg_catalog.pg_trigger AS t WHERE t.tgname = 'pgmq_notify_on_insert_v1')
+          )
+      AND NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE');
+    IF v_tables IS NOT NULL THEN
+        RAISE EXCEPTION 'pgmq-codegen: role % does not own %', current_user, v_tables
+            USING HINT = 'Triggers can only be changed by a table''s owner: run this migration as that role, or GRANT the owning role to ' || current_user || '.';
+    END IF;
+END
+$pgmq_codegen$;
+
+DO $pgmq_codegen$
+BEGIN
+    IF pg_catalog.to_regnamespace('pgmq_notify') IS NULL THEN
+        CREATE SCHEMA "pgmq_notify";
+    END IF;
+END
+$pgmq_codegen$;
 
 COMMENT ON SCHEMA "pgmq_notify" IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
@@ -214,7 +241,50 @@ $pgmq_codegen$;
 
 COMMENT ON FUNCTION "pgmq_notify".on_queue_created_v1() IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
-DROP TRIGGER IF EXISTS "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
+-- On pgmq.meta, when pgmq.drop_queue removes a queue: remove what we added for
+-- it (coalescing's window sequence). SECURITY DEFINER: the role that drops the
+-- queue need not own this schema; it only drops coalesce_<table of that queue>.
+CREATE OR REPLACE FUNCTION "pgmq_notify".on_queue_dropped_v1()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+DECLARE
+    v_sequence constant text := format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(OLD.queue_name, 'q'));
+BEGIN
+    IF to_regclass(v_sequence) IS NOT NULL THEN
+        EXECUTE 'DROP SEQUENCE ' || v_sequence;
+    END IF;
+    RETURN NULL;
+END
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".on_queue_dropped_v1() IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
+
+-- EXECUTE for every role whose pgmq.create, pgmq.send or pgmq.drop_queue runs
+-- these, whatever the database's default privileges say.
+GRANT EXECUTE ON FUNCTION
+    "pgmq_notify".extract_namespace_v1(text),
+    "pgmq_notify".namespace_channel_v1(text),
+    "pgmq_notify".announce_message_v1(text, text, text, bigint, timestamptz, jsonb, jsonb, text),
+    "pgmq_notify".announce_batch_v1(text, text, text, bigint[], timestamptz, text),
+    "pgmq_notify".on_queue_created_v1(),
+    "pgmq_notify".on_queue_dropped_v1()
+TO PUBLIC;
+
+-- The triggers on pgmq.meta, re-created (pg_dump does not keep them when PGMQ is
+-- an extension: re-apply this migration after a restore).
+DO $pgmq_codegen$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'pgmq.meta'::regclass AND tgname = 'pgmq_notify_on_queue_created_v1') THEN
+        DROP TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = 'pgmq.meta'::regclass AND tgname = 'pgmq_notify_on_queue_dropped_v1') THEN
+        DROP TRIGGER "pgmq_notify_on_queue_dropped_v1" ON pgmq.meta;
+    END IF;
+END
+$pgmq_codegen$;
 
 CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
     AFTER INSERT ON pgmq.meta
@@ -223,11 +293,35 @@ CREATE TRIGGER "pgmq_notify_on_queue_created_v1"
 
 COMMENT ON TRIGGER "pgmq_notify_on_queue_created_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
 
+CREATE TRIGGER "pgmq_notify_on_queue_dropped_v1"
+    AFTER DELETE ON pgmq.meta
+    FOR EACH ROW
+    EXECUTE FUNCTION "pgmq_notify".on_queue_dropped_v1();
+
+COMMENT ON TRIGGER "pgmq_notify_on_queue_dropped_v1" ON pgmq.meta IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
+
+-- Helpers of an earlier install returned pgmq.message_record; CREATE OR REPLACE
+-- cannot change a result type, so those are dropped first.
+DO $pgmq_codegen$
+DECLARE
+    v_function regprocedure;
+BEGIN
+    FOR v_function IN
+        SELECT p.oid::regprocedure FROM pg_catalog.pg_proc AS p
+        WHERE p.pronamespace = 'pgmq_notify'::regnamespace
+          AND p.proname IN ('read_specific_batch_v1', 'read_specific_v1', 'extend_vt_v1')
+          AND p.prorettype = pg_catalog.to_regtype('pgmq.message_record')
+    LOOP
+        EXECUTE 'DROP FUNCTION ' || v_function;
+    END LOOP;
+END
+$pgmq_codegen$;
+
 -- Claims the given messages of a queue that are visible now, for p_vt seconds.
 -- A message that is gone, delayed or claimed by someone else is not returned:
 -- at most one caller claims a message.
 CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_batch_v1(p_queue_name text, p_msg_ids bigint[], p_vt integer)
-RETURNS SETOF pgmq.message_record
+RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamptz, last_read_at timestamptz, vt timestamptz, message jsonb, headers jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
@@ -259,7 +353,7 @@ COMMENT ON FUNCTION "pgmq_notify".read_specific_batch_v1(text, bigint ARRAY, int
 
 -- Claims one message by id for p_vt seconds; no row if it is gone, delayed or claimed.
 CREATE OR REPLACE FUNCTION "pgmq_notify".read_specific_v1(p_queue_name text, p_msg_id bigint, p_vt integer)
-RETURNS SETOF pgmq.message_record
+RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamptz, last_read_at timestamptz, vt timestamptz, message jsonb, headers jsonb)
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
@@ -281,7 +375,7 @@ COMMENT ON FUNCTION "pgmq_notify".delete_specific_v1(text, bigint) IS 'pgmq-code
 
 -- Pushes a claimed message's visibility timeout p_seconds further out.
 CREATE OR REPLACE FUNCTION "pgmq_notify".extend_vt_v1(p_queue_name text, p_msg_id bigint, p_seconds integer)
-RETURNS SETOF pgmq.message_record
+RETURNS TABLE(msg_id bigint, read_ct integer, enqueued_at timestamptz, last_read_at timestamptz, vt timestamptz, message jsonb, headers jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
@@ -315,7 +409,7 @@ BEGIN
         JOIN pg_catalog.pg_namespace AS ns ON ns.oid = c.relnamespace
         WHERE ns.nspname = 'pgmq' AND t.tgname = 'pgmq_notify_on_insert_v1'
     LOOP
-        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON pgmq.%I', 'pgmq_notify_on_insert_v1', r.relname);
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON pgmq.%I', 'pgmq_notify_on_insert_v1', r.relname);
     END LOOP;
 END
 $pgmq_codegen$;
@@ -330,22 +424,48 @@ BEGIN
         WHERE c.relkind = 'S' AND c.relnamespace = 'pgmq_notify'::regnamespace
           AND c.relname LIKE 'coalesce_%'
     LOOP
-        EXECUTE pg_catalog.format('DROP SEQUENCE IF EXISTS %I.%I', 'pgmq_notify', r.relname);
+        EXECUTE pg_catalog.format('DROP SEQUENCE %I.%I', 'pgmq_notify', r.relname);
     END LOOP;
 END
 $pgmq_codegen$;
 
--- Not part of mode "wrapper"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".on_message_insert_v1();
-
--- Not part of mode "wrapper"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".attach_v1(text);
-
--- Not part of mode "wrapper"; left by an install in another mode.
-DROP FUNCTION IF EXISTS "pgmq_notify".coalesce_gate_v1(text);
+-- Not part of this config ("wrapper", no coalescing); left by an install with another.
+DO $pgmq_codegen$
+DECLARE
+    v_signature text;
+BEGIN
+    FOREACH v_signature IN ARRAY ARRAY[
+        '"pgmq_notify".on_message_insert_v1()',
+        '"pgmq_notify".attach_v1(text)',
+        '"pgmq_notify".coalesce_gate_v1(text)',
+        '"pgmq_notify".coalesce_sequence_v1(text)'
+    ]::text[] LOOP
+        IF pg_catalog.to_regprocedure(v_signature) IS NOT NULL THEN
+            EXECUTE 'DROP FUNCTION ' || v_signature;
+        END IF;
+    END LOOP;
+END
+$pgmq_codegen$;
 
 -- The queue's name as pgmq.meta spells it, so events agree with trigger mode
--- and queue_created whatever case the caller used.
+-- and queue_created whatever case the caller used. SECURITY DEFINER: a role
+-- that may send needs no SELECT on pgmq.meta (plain pgmq.send does not).
+CREATE OR REPLACE FUNCTION "pgmq_notify".queue_spelling_v1(p_queue_name text)
+RETURNS text
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $pgmq_codegen$
+    SELECT coalesce(
+        (SELECT m.queue_name FROM pgmq.meta AS m WHERE m.queue_name = p_queue_name),
+        (SELECT m.queue_name FROM pgmq.meta AS m WHERE lower(m.queue_name) = lower(p_queue_name) LIMIT 1),
+        p_queue_name
+    )
+$pgmq_codegen$;
+
+COMMENT ON FUNCTION "pgmq_notify".queue_spelling_v1(text) IS 'pgmq-codegen 0.1.0 fingerprint=3bc18ceb3be8dfff';
+
 CREATE OR REPLACE FUNCTION "pgmq_notify".send_with_notify(queue_name text, msg jsonb, headers jsonb, delay timestamptz)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
@@ -360,12 +480,7 @@ DECLARE
     v_delay integer;
     v_payload text;
 BEGIN
-    SELECT m.queue_name INTO v_name FROM pgmq.meta AS m WHERE m.queue_name = send_with_notify.queue_name;
-    IF v_name IS NULL THEN
-        SELECT m.queue_name INTO v_name FROM pgmq.meta AS m
-        WHERE lower(m.queue_name) = lower(send_with_notify.queue_name) LIMIT 1;
-    END IF;
-    v_name := coalesce(v_name, send_with_notify.queue_name);
+    v_name := "pgmq_notify".queue_spelling_v1(send_with_notify.queue_name);
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
         -- A filling notification queue (a listener stuck): no NOTIFY, catch-up reads deliver.
@@ -466,12 +581,7 @@ DECLARE
     v_namespace text;
     v_ids bigint[];
 BEGIN
-    SELECT m.queue_name INTO v_name FROM pgmq.meta AS m WHERE m.queue_name = send_batch_with_notify.queue_name;
-    IF v_name IS NULL THEN
-        SELECT m.queue_name INTO v_name FROM pgmq.meta AS m
-        WHERE lower(m.queue_name) = lower(send_batch_with_notify.queue_name) LIMIT 1;
-    END IF;
-    v_name := coalesce(v_name, send_batch_with_notify.queue_name);
+    v_name := "pgmq_notify".queue_spelling_v1(send_batch_with_notify.queue_name);
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     SELECT array_agg(sent.id) INTO v_ids
     FROM pgmq.send_batch(send_batch_with_notify.queue_name, msgs, headers, delay) AS sent(id);

@@ -1,0 +1,289 @@
+"""Does the database carry the notification SQL that this config generates?
+
+A cheap start-up check (two catalogue queries, no temporary objects) for the
+listener, the consumer and ``status``; ``pgmq-codegen diff`` is the thorough
+one. It reads what ``diff`` reads first, the fingerprint comment on each
+generated object (``pgmq-codegen <version> fingerprint=<fp>``), and reports:
+
+* ``pgmq_missing``: PGMQ is not installed in this database;
+* ``not_installed``: our schema or its functions are absent (perhaps installed
+  into another schema: those are named);
+* ``other_config``: installed from another config (another ``mode``,
+  ``channels_prefix``, pattern, ...): events would not match what we expect;
+* ``stale``: functions this config needs are missing (an older generator);
+* ``meta_trigger_missing``: a trigger on ``pgmq.meta`` is gone. After a
+  ``pg_dump`` restore of an install where PGMQ is an extension this is the
+  normal state (pg_dump never writes triggers on an extension's tables): new
+  queues stay silent until the migration is re-applied;
+* ``untriggered_queues``: queues whose table has no enabled message trigger.
+
+Every problem names its repair. :func:`check_install` takes a connection or a
+DSN; :func:`check_install_async` an async connection. :func:`log_problems`
+logs each problem once per process at ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.errors import describe_error
+
+logger = logging.getLogger(__name__)
+
+ProblemKind = Literal[
+    "pgmq_missing", "not_installed", "other_config", "stale", "meta_trigger_missing", "untriggered_queues"
+]
+
+# The names pgmq_codegen.objects gives these objects (a unit test keeps them equal).
+_MARKER_RE = re.compile(r"\Apgmq-codegen (\S+) fingerprint=(\S+)\Z")
+_TRIGGER_FUNCTIONS = ("on_message_insert_v1",)
+_WRAPPER_FUNCTIONS = ("send_with_notify",)
+_ALWAYS_FUNCTIONS = ("extract_namespace_v1", "namespace_channel_v1", "on_queue_created_v1", "read_specific_batch_v1")
+
+
+def meta_trigger_names(config: PgmqNotifyConfig) -> tuple[str, str]:
+    """Names of our two triggers on ``pgmq.meta`` (queue created, queue dropped)."""
+    return (f"{config.schema}_on_queue_created_v1", f"{config.schema}_on_queue_dropped_v1")
+
+
+def message_trigger_name(config: PgmqNotifyConfig) -> str:
+    """Name of our trigger on each queue table."""
+    return f"{config.schema}_on_insert_v1"
+
+
+@dataclass(frozen=True)
+class InstallProblem:
+    """One way the database differs from what the config expects."""
+
+    kind: ProblemKind
+    detail: str
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    """The result of :func:`check_install`; ``ok`` when ``problems`` is empty."""
+
+    database: str
+    schema: str
+    problems: tuple[InstallProblem, ...] = field(default=())
+    pgmq_is_extension: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def repair(self) -> str:
+        """What to run to fix every problem ("" when ok)."""
+        if self.ok:
+            return ""
+        if any(p.kind == "pgmq_missing" for p in self.problems):
+            return "install PGMQ, then apply the pgmq-codegen migration"
+        return (
+            "re-apply the pgmq-codegen migration for this config "
+            "(`pgmq-codegen diff --dsn DSN --config FILE --sql` prints the SQL)"
+        )
+
+    def summary(self) -> str:
+        """One line: every problem, then the repair."""
+        if self.ok:
+            return f"{self.database}: notification SQL installed in schema {self.schema} as this config generates it"
+        problems = "; ".join(p.detail for p in self.problems)
+        return f"{self.database}: {problems}; repair: {self.repair}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "schema": self.schema,
+            "ok": self.ok,
+            "pgmq_is_extension": self.pgmq_is_extension,
+            "problems": [{"kind": p.kind, "detail": p.detail} for p in self.problems],
+            "repair": self.repair,
+        }
+
+
+_OVERVIEW = """
+SELECT pg_catalog.to_regclass('pgmq.meta') IS NOT NULL,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgmq'),
+       pg_catalog.obj_description(pg_catalog.to_regnamespace(%(schema)s), 'pg_namespace'),
+       ARRAY(SELECT p.proname::text || '=' || coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '')
+             FROM pg_catalog.pg_proc AS p WHERE p.pronamespace = pg_catalog.to_regnamespace(%(schema)s)),
+       ARRAY(SELECT t.tgname::text FROM pg_catalog.pg_trigger AS t
+             WHERE t.tgrelid = pg_catalog.to_regclass('pgmq.meta') AND t.tgenabled <> 'D'),
+       ARRAY(SELECT n.nspname::text FROM pg_catalog.pg_namespace AS n
+             WHERE n.nspname <> %(schema)s
+               AND pg_catalog.obj_description(n.oid, 'pg_namespace') LIKE 'pgmq-codegen %%'
+             ORDER BY 1),
+       CASE WHEN pg_catalog.to_regclass('pgmq.meta') IS NULL THEN false
+            ELSE pg_catalog.has_table_privilege('pgmq.meta', 'SELECT') END
+"""
+
+_UNTRIGGERED = """
+SELECT m.queue_name::text
+FROM pgmq.meta AS m
+WHERE NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_trigger AS t
+    WHERE t.tgrelid = pg_catalog.to_regclass(pg_catalog.format('pgmq.%%I', pgmq.format_table_name(m.queue_name, 'q')))
+      AND t.tgname = %(trigger)s AND t.tgenabled IN ('O', 'A')
+)
+ORDER BY 1
+"""
+
+
+def check_install(conn_or_dsn: psycopg.Connection[Any] | str, config: PgmqNotifyConfig) -> InstallReport:
+    """Check the database at ``conn_or_dsn`` against ``config`` (see the module doc)."""
+    if isinstance(conn_or_dsn, str):
+        with psycopg.connect(conn_or_dsn, autocommit=True, connect_timeout=10) as conn:
+            return check_install(conn, config)
+    conn = conn_or_dsn
+    # A transaction this check opens is not left open (an idle-in-transaction
+    # session holds back the notification queue).
+    began = not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL(_OVERVIEW), {"schema": config.schema})
+            overview = cur.fetchone()
+            assert overview is not None
+            untriggered: list[str] = []
+            if _wants_untriggered(config, overview):
+                cur.execute(sql.SQL(_UNTRIGGERED), {"trigger": message_trigger_name(config)})
+                untriggered = [str(row[0]) for row in cur.fetchall()]
+    finally:
+        if began:
+            conn.rollback()
+    return _report(config, overview, untriggered, _where(conn.info))
+
+
+async def check_install_async(conn: psycopg.AsyncConnection[Any], config: PgmqNotifyConfig) -> InstallReport:
+    """:func:`check_install` on an async connection."""
+    began = not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(sql.SQL(_OVERVIEW), {"schema": config.schema})
+            overview = await cur.fetchone()
+            assert overview is not None
+            untriggered: list[str] = []
+            if _wants_untriggered(config, overview):
+                await cur.execute(sql.SQL(_UNTRIGGERED), {"trigger": message_trigger_name(config)})
+                untriggered = [str(row[0]) for row in await cur.fetchall()]
+    finally:
+        if began:
+            await conn.rollback()
+    return _report(config, overview, untriggered, _where(conn.info))
+
+
+_logged: set[tuple[str, str, str]] = set()
+
+
+def log_problems(report: InstallReport, who: str) -> None:
+    """Log the report's problems at ERROR, once per process for each database, schema and problem set."""
+    if report.ok:
+        return
+    key = (report.database, report.schema, report.summary())
+    if key in _logged:
+        return
+    _logged.add(key)
+    logger.error("%s: install check: %s", who, report.summary())
+
+
+async def check_and_log_async(conn: psycopg.AsyncConnection[Any], config: PgmqNotifyConfig, who: str) -> None:
+    """Start-up hook of the listener and the consumer: never raises, logs what is wrong."""
+    try:
+        report = await check_install_async(conn, config)
+    except psycopg.Error as exc:
+        logger.warning("%s: install check could not run: %s", who, describe_error(exc))
+        return
+    log_problems(report, who)
+
+
+def _where(info: psycopg.ConnectionInfo) -> str:
+    return f'database "{info.dbname}" on {info.host}:{info.port}'
+
+
+def _wants_untriggered(config: PgmqNotifyConfig, overview: tuple[Any, ...]) -> bool:
+    has_pgmq, can_read_meta = bool(overview[0]), bool(overview[6])
+    return has_pgmq and can_read_meta and config.mode in ("trigger", "both")
+
+
+def _report(
+    config: PgmqNotifyConfig, overview: tuple[Any, ...], untriggered: list[str], database: str
+) -> InstallReport:
+    has_pgmq, is_extension, schema_comment = bool(overview[0]), bool(overview[1]), overview[2]
+    functions = dict(str(item).split("=", 1) for item in overview[3] or [])
+    meta_triggers, other_schemas = set(overview[4] or []), list(overview[5] or [])
+    problems = _problems(
+        config, has_pgmq, is_extension, schema_comment, functions, meta_triggers, other_schemas, untriggered
+    )
+    return InstallReport(database, config.schema, tuple(problems), is_extension)
+
+
+def _problems(
+    config: PgmqNotifyConfig,
+    has_pgmq: bool,
+    is_extension: bool,
+    schema_comment: object,
+    functions: dict[str, str],
+    meta_triggers: set[str],
+    other_schemas: list[str],
+    untriggered: list[str],
+) -> list[InstallProblem]:
+    if not has_pgmq:
+        return [InstallProblem("pgmq_missing", "PGMQ is not installed (pgmq.meta not found)")]
+    if schema_comment is None or not functions:
+        elsewhere = (
+            f" (an install exists in schema {', '.join(other_schemas)}: check `schema`)" if other_schemas else ""
+        )
+        return [InstallProblem("not_installed", f"no notification SQL in schema {config.schema}{elsewhere}")]
+    problems: list[InstallProblem] = []
+    fingerprint = config.fingerprint()
+    installed = _MARKER_RE.match(str(schema_comment))
+    if installed is None or installed.group(2) != fingerprint:
+        found = installed.group(2) if installed else "none"
+        modes = _installed_mode(functions)
+        why = f"installed for mode {modes!r}, this config has mode {config.mode!r}" if modes != config.mode else ""
+        problems.append(
+            InstallProblem(
+                "other_config",
+                f"installed from another config (fingerprint {found}, this config {fingerprint}"
+                + (f"; {why}" if why else "; e.g. another channels_prefix or pattern")
+                + ")",
+            )
+        )
+    else:
+        needed = _ALWAYS_FUNCTIONS + (_TRIGGER_FUNCTIONS if config.mode != "wrapper" else ())
+        needed += _WRAPPER_FUNCTIONS if config.mode != "trigger" else ()
+        missing = [name for name in needed if name not in functions]
+        if missing:
+            problems.append(InstallProblem("stale", f"functions missing: {', '.join(missing)}"))
+    gone = [name for name in meta_trigger_names(config) if name not in meta_triggers]
+    if gone:
+        restored = (
+            "; PGMQ is an extension, and pg_dump does not keep triggers on its tables: after a restore "
+            "new queues stay silent"
+            if is_extension
+            else ""
+        )
+        problems.append(
+            InstallProblem(
+                "meta_trigger_missing", f"trigger(s) on pgmq.meta missing or disabled: {', '.join(gone)}{restored}"
+            )
+        )
+    if untriggered:
+        shown = ", ".join(untriggered[:5]) + (f" and {len(untriggered) - 5} more" if len(untriggered) > 5 else "")
+        problems.append(
+            InstallProblem("untriggered_queues", f"{len(untriggered)} queue(s) without a message trigger: {shown}")
+        )
+    return problems
+
+
+def _installed_mode(functions: dict[str, str]) -> str:
+    trigger = "on_message_insert_v1" in functions
+    wrapper = "send_with_notify" in functions
+    return "both" if trigger and wrapper else "wrapper" if wrapper else "trigger"
