@@ -293,6 +293,10 @@ async def check_and_log_async(conn: psycopg.AsyncConnection[Any], config: PgmqNo
     except psycopg.Error as exc:
         logger.warning("%s: install check could not run: %s", who, describe_error(exc))
         return
+    if any(p.kind == "pgmq_missing" for p in report.problems):
+        # The caller's first PGMQ call fails with its own one-line error; say it once.
+        logger.debug("%s: install check: %s", who, report.summary())
+        return
     log_problems(report, who)
 
 
