@@ -59,8 +59,15 @@ may be added::
          "name": "pgmq_notify.extract_namespace_v1(text)",
          "detail": "definition differs from the rendered SQL: line 6 is ..."}
       ],
+      "notification_queue": {"usage": 0.0, "holders": []},
       "repair_sql": "..."
     }
+
+``notification_queue`` is PostgreSQL's one notification queue: how full it is
+(0 to 1) and, from 0.25 on, the oldest open transactions (``pid``, ``user``,
+``application``, ``state``, ``transaction_seconds``); a LISTENing session idle in
+a transaction holds it back. It is not drift and never changes the exit code;
+above 0.5 the generated SQL sends no NOTIFY (sends still succeed).
 
 ``kind`` is one of the kinds above; ``object_type`` one of ``schema``,
 ``function``, ``trigger``, ``queue``, ``sequence``; ``name`` is
@@ -79,6 +86,7 @@ makes the next ``compare`` report no finding.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -87,6 +95,7 @@ from typing import Any, Literal
 from pgmq_codegen import __version__, diff_inspect, objects, render
 from pgmq_codegen.diff_inspect import DatabaseState, FunctionState, QueueState, TriggerState
 from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.install_check import NOTIFY_QUEUE_REPORT_AT, NotifyQueueState
 
 FindingKind = Literal["missing", "changed", "stale_fingerprint", "untriggered_queue", "extra"]
 ObjectType = Literal["schema", "function", "trigger", "queue", "sequence"]
@@ -126,6 +135,13 @@ class DiffReport:
     findings: tuple[Finding, ...]
     drops_before_install: tuple[str, ...] = field(default=())
     drops_after_install: tuple[str, ...] = field(default=())
+    # PostgreSQL's notification queue (not drift: it never changes the exit code).
+    notify_queue: NotifyQueueState | None = None
+
+    @property
+    def notify_queue_filling(self) -> bool:
+        """The queue is full enough to report (above 0.5 the generated SQL stops notifying)."""
+        return self.notify_queue is not None and self.notify_queue.usage >= NOTIFY_QUEUE_REPORT_AT
 
     @property
     def in_sync(self) -> bool:
@@ -178,6 +194,11 @@ class DiffReport:
             "summary": self.summary(),
             "findings": [f.to_dict() for f in self.findings],
         }
+        if self.notify_queue is not None:
+            data["notification_queue"] = {
+                "usage": self.notify_queue.usage,
+                "holders": [dataclasses.asdict(h) for h in self.notify_queue.holders],
+            }
         if include_sql:
             data["repair_sql"] = self.repair_sql()
         return data
@@ -225,6 +246,7 @@ def build_report(config: PgmqNotifyConfig, state: DatabaseState) -> DiffReport:
         drops_after_install=tuple(
             _dedupe(checker.trigger_drops_after + checker.function_drops_after + checker.sequence_drops_after)
         ),
+        notify_queue=state.notify_queue,
     )
 
 

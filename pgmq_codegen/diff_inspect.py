@@ -29,6 +29,7 @@ from pgmq_codegen import objects
 from pgmq_codegen.errors import DatabaseError
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import describe_error
+from pgmq_runtime.install_check import NotifyQueueState, notify_queue_state
 
 DEFAULT_LOCK_TIMEOUT_MS = 5000
 DEFAULT_CONNECT_TIMEOUT_S = 10
@@ -120,6 +121,8 @@ class DatabaseState:
     sequences: list[SequenceState]
     # PGMQ came from CREATE EXTENSION (pg_dump then drops our triggers on pgmq.meta).
     pgmq_is_extension: bool = False
+    # Not drift, but what makes sends silent: how full the notification queue is.
+    notify_queue: NotifyQueueState | None = None
 
 
 def read_state(
@@ -152,6 +155,7 @@ def read_state(
                 expected = _create_expected_functions(conn, config, install_statements)
                 queues = _read_queues(conn, config, expected)
                 sequences = _read_sequences(conn, config.schema)
+                notify_queue = notify_queue_state(conn)
                 extension = conn.execute(
                     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgmq')"
                 ).fetchone()
@@ -168,7 +172,15 @@ def read_state(
         except psycopg.Error as exc:
             raise DatabaseError(f"{database}: reading the installed objects failed: {describe_error(exc)}") from exc
     return DatabaseState(
-        database, schema, functions, expected, triggers, queues, sequences, bool(extension and extension[0])
+        database,
+        schema,
+        functions,
+        expected,
+        triggers,
+        queues,
+        sequences,
+        bool(extension and extension[0]),
+        notify_queue,
     )
 
 

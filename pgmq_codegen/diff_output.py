@@ -65,6 +65,13 @@ def print_report(report: DiffReport, console: Console, *, hint_sql: bool = True)
     if report.findings:
         console.print(findings_table(report))
     console.print(summary_line(report))
+    if report.notify_queue_filling and report.notify_queue is not None:
+        text = Text("Notification queue: ", style="bold yellow")
+        text.append(
+            f"{report.notify_queue.describe()}; above 50% the generated SQL sends no NOTIFY "
+            "(sends succeed, consumers catch up by reading): end the transaction holding it back."
+        )
+        console.print(text)
     if hint_sql and not report.in_sync:
         console.print(Text("Run with --sql to print the SQL that brings the database in line."))
 

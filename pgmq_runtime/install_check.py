@@ -15,7 +15,12 @@ generated object (``pgmq-codegen <version> fingerprint=<fp>``), and reports:
   ``pg_dump`` restore of an install where PGMQ is an extension this is the
   normal state (pg_dump never writes triggers on an extension's tables): new
   queues stay silent until the migration is re-applied;
-* ``untriggered_queues``: queues whose table has no enabled message trigger.
+* ``untriggered_queues``: queues whose table has no enabled message trigger;
+* ``notify_queue_filling``: PostgreSQL's one notification queue is at least
+  :data:`NOTIFY_QUEUE_REPORT_AT` full, named with the sessions that hold it
+  back (the oldest open transactions: a LISTENing session idle in a transaction
+  stops the queue from advancing). Above 0.5 the generated SQL stays silent
+  (consumers' catch-up reads still deliver), so every send still succeeds.
 
 Every problem names its repair. :func:`check_install` takes a connection or a
 DSN; :func:`check_install_async` an async connection. :func:`log_problems`
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import psycopg
@@ -38,8 +43,18 @@ from pgmq_runtime.errors import describe_error
 logger = logging.getLogger(__name__)
 
 ProblemKind = Literal[
-    "pgmq_missing", "not_installed", "other_config", "stale", "meta_trigger_missing", "untriggered_queues"
+    "pgmq_missing",
+    "not_installed",
+    "other_config",
+    "stale",
+    "meta_trigger_missing",
+    "untriggered_queues",
+    "notify_queue_filling",
 ]
+
+#: Usage of PostgreSQL's notification queue from which the check reports it. The
+#: generated SQL stops notifying above its own limit (0.5), so sends never fail.
+NOTIFY_QUEUE_REPORT_AT = 0.25
 
 # The names pgmq_codegen.objects gives these objects (a unit test keeps them equal).
 _MARKER_RE = re.compile(r"\Apgmq-codegen (\S+) fingerprint=(\S+)\Z")
@@ -67,6 +82,33 @@ class InstallProblem:
 
 
 @dataclass(frozen=True)
+class QueueHolder:
+    """A session with an open transaction: while it LISTENs, the notification queue cannot advance past it."""
+
+    pid: int
+    user: str
+    application: str
+    state: str
+    transaction_seconds: float
+
+    def describe(self) -> str:
+        app = f", application {self.application!r}" if self.application else ""
+        return f"pid {self.pid} (user {self.user}{app}) {self.state} for {self.transaction_seconds:.0f} s"
+
+
+@dataclass(frozen=True)
+class NotifyQueueState:
+    """How full PostgreSQL's notification queue is (0 to 1), and the oldest open transactions."""
+
+    usage: float
+    holders: tuple[QueueHolder, ...] = ()
+
+    def describe(self) -> str:
+        held = "; oldest open transactions: " + ", ".join(h.describe() for h in self.holders) if self.holders else ""
+        return f"notification queue {self.usage:.0%} full{held}"
+
+
+@dataclass(frozen=True)
 class InstallReport:
     """The result of :func:`check_install`; ``ok`` when ``problems`` is empty."""
 
@@ -74,6 +116,7 @@ class InstallReport:
     schema: str
     problems: tuple[InstallProblem, ...] = field(default=())
     pgmq_is_extension: bool = False
+    notify_queue: NotifyQueueState = field(default_factory=lambda: NotifyQueueState(0.0))
 
     @property
     def ok(self) -> bool:
@@ -84,12 +127,21 @@ class InstallReport:
         """What to run to fix every problem ("" when ok)."""
         if self.ok:
             return ""
-        if any(p.kind == "pgmq_missing" for p in self.problems):
-            return "install PGMQ, then apply the pgmq-codegen migration"
-        return (
-            "re-apply the pgmq-codegen migration for this config "
-            "(`pgmq-codegen diff --dsn DSN --config FILE --sql` prints the SQL)"
-        )
+        kinds = {p.kind for p in self.problems}
+        repairs = []
+        if "pgmq_missing" in kinds:
+            repairs.append("install PGMQ, then apply the pgmq-codegen migration")
+        elif kinds - {"notify_queue_filling"}:
+            repairs.append(
+                "re-apply the pgmq-codegen migration for this config "
+                "(`pgmq-codegen diff --dsn DSN --config FILE --sql` prints the SQL)"
+            )
+        if "notify_queue_filling" in kinds:
+            repairs.append(
+                "end the transaction of the session holding the notification queue back "
+                "(COMMIT/ROLLBACK in that client, or SELECT pg_terminate_backend(pid))"
+            )
+        return "; ".join(repairs)
 
     def summary(self) -> str:
         """One line: every problem, then the repair."""
@@ -105,6 +157,8 @@ class InstallReport:
             "ok": self.ok,
             "pgmq_is_extension": self.pgmq_is_extension,
             "problems": [{"kind": p.kind, "detail": p.detail} for p in self.problems],
+            "notify_queue_usage": self.notify_queue.usage,
+            "notify_queue_holders": [asdict(h) for h in self.notify_queue.holders],
             "repair": self.repair,
         }
 
@@ -122,7 +176,19 @@ SELECT pg_catalog.to_regclass('pgmq.meta') IS NOT NULL,
                AND pg_catalog.obj_description(n.oid, 'pg_namespace') LIKE 'pgmq-codegen %%'
              ORDER BY 1),
        CASE WHEN pg_catalog.to_regclass('pgmq.meta') IS NULL THEN false
-            ELSE pg_catalog.has_table_privilege('pgmq.meta', 'SELECT') END
+            ELSE pg_catalog.has_table_privilege('pgmq.meta', 'SELECT') END,
+       pg_catalog.pg_notification_queue_usage()
+"""
+
+# Sessions other than ours with an open transaction, oldest first. PostgreSQL does
+# not show which sessions LISTEN; one of these is holding the queue back.
+_HOLDERS = """
+SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(a.state, 'unknown'),
+       extract(epoch FROM pg_catalog.clock_timestamp() - a.xact_start)::float8
+FROM pg_catalog.pg_stat_activity AS a
+WHERE a.backend_type = 'client backend' AND a.xact_start IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid()
+ORDER BY a.xact_start
+LIMIT 3
 """
 
 _UNTRIGGERED = """
@@ -155,10 +221,14 @@ def check_install(conn_or_dsn: psycopg.Connection[Any] | str, config: PgmqNotify
             if _wants_untriggered(config, overview):
                 cur.execute(sql.SQL(_UNTRIGGERED), {"trigger": message_trigger_name(config)})
                 untriggered = [str(row[0]) for row in cur.fetchall()]
+            holders: list[tuple[Any, ...]] = []
+            if float(overview[7]) >= NOTIFY_QUEUE_REPORT_AT:
+                cur.execute(sql.SQL(_HOLDERS))
+                holders = cur.fetchall()
     finally:
         if began:
             conn.rollback()
-    return _report(config, overview, untriggered, _where(conn.info))
+    return _report(config, overview, untriggered, holders, _where(conn.info))
 
 
 async def check_install_async(conn: psycopg.AsyncConnection[Any], config: PgmqNotifyConfig) -> InstallReport:
@@ -173,10 +243,33 @@ async def check_install_async(conn: psycopg.AsyncConnection[Any], config: PgmqNo
             if _wants_untriggered(config, overview):
                 await cur.execute(sql.SQL(_UNTRIGGERED), {"trigger": message_trigger_name(config)})
                 untriggered = [str(row[0]) for row in await cur.fetchall()]
+            holders: list[tuple[Any, ...]] = []
+            if float(overview[7]) >= NOTIFY_QUEUE_REPORT_AT:
+                await cur.execute(sql.SQL(_HOLDERS))
+                holders = await cur.fetchall()
     finally:
         if began:
             await conn.rollback()
-    return _report(config, overview, untriggered, _where(conn.info))
+    return _report(config, overview, untriggered, holders, _where(conn.info))
+
+
+def notify_queue_state(conn: psycopg.Connection[Any]) -> NotifyQueueState:
+    """Usage of the notification queue and, when it is filling, the oldest open transactions."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_catalog.pg_notification_queue_usage()")
+        row = cur.fetchone()
+        usage = float(row[0]) if row else 0.0
+        rows: list[tuple[Any, ...]] = []
+        if usage >= NOTIFY_QUEUE_REPORT_AT:
+            cur.execute(sql.SQL(_HOLDERS))
+            rows = cur.fetchall()
+    return _queue_state(usage, rows)
+
+
+def _queue_state(usage: float, rows: list[tuple[Any, ...]]) -> NotifyQueueState:
+    return NotifyQueueState(
+        usage, tuple(QueueHolder(int(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4])) for r in rows)
+    )
 
 
 _logged: set[tuple[str, str, str]] = set()
@@ -200,6 +293,10 @@ async def check_and_log_async(conn: psycopg.AsyncConnection[Any], config: PgmqNo
     except psycopg.Error as exc:
         logger.warning("%s: install check could not run: %s", who, describe_error(exc))
         return
+    if any(p.kind == "pgmq_missing" for p in report.problems):
+        # The caller's first PGMQ call fails with its own one-line error; say it once.
+        logger.debug("%s: install check: %s", who, report.summary())
+        return
     log_problems(report, who)
 
 
@@ -213,7 +310,11 @@ def _wants_untriggered(config: PgmqNotifyConfig, overview: tuple[Any, ...]) -> b
 
 
 def _report(
-    config: PgmqNotifyConfig, overview: tuple[Any, ...], untriggered: list[str], database: str
+    config: PgmqNotifyConfig,
+    overview: tuple[Any, ...],
+    untriggered: list[str],
+    holder_rows: list[tuple[Any, ...]],
+    database: str,
 ) -> InstallReport:
     has_pgmq, is_extension, schema_comment = bool(overview[0]), bool(overview[1]), overview[2]
     functions = dict(str(item).split("=", 1) for item in overview[3] or [])
@@ -221,7 +322,15 @@ def _report(
     problems = _problems(
         config, has_pgmq, is_extension, schema_comment, functions, meta_triggers, other_schemas, untriggered
     )
-    return InstallReport(database, config.schema, tuple(problems), is_extension)
+    queue = _queue_state(float(overview[7]), holder_rows)
+    if queue.usage >= NOTIFY_QUEUE_REPORT_AT:
+        problems.append(
+            InstallProblem(
+                "notify_queue_filling",
+                f"{queue.describe()}; above 50% the generated SQL sends no NOTIFY (consumers catch up by reading)",
+            )
+        )
+    return InstallReport(database, config.schema, tuple(problems), is_extension, queue)
 
 
 def _problems(

@@ -113,11 +113,10 @@ def test_every_object_carries_version_and_fingerprint(dsn):
 SECURITY_DEFINER = {"coalesce_sequence_v1", "on_queue_dropped_v1", "queue_spelling_v1"}
 
 
-@pytest.mark.parametrize("mode", ["both", "wrapper"])
-@pytest.mark.parametrize("coalesce_ms", [0, 20])
+@pytest.mark.parametrize(("mode", "coalesce_ms"), [("both", 0), ("both", 20), ("wrapper", 0)])
 def test_only_the_queue_trigger_leaves_search_path_unpinned(dsn, mode, coalesce_ms):
     """Pinning search_path costs every send a configuration change; the queue trigger names every object
-    with its schema instead (see the next test). Only the narrow helpers are SECURITY DEFINER."""
+    with its schema instead (see the next test). Only the narrow helpers above are SECURITY DEFINER."""
     config = PgmqNotifyConfig(mode=mode, coalesce_ms=coalesce_ms)
     install(dsn, config)
     with _conn(dsn) as conn:
