@@ -33,6 +33,9 @@ class Sizes:
     parse_events: int
     drain_notifications: int
     drain_rounds: int
+    # Cost per send: interleaved rounds, single sends per cell (batch cells send fewer statements).
+    cost_rounds: int
+    cost_sends: int
 
     @property
     def producers(self) -> tuple[int, ...]:
@@ -48,10 +51,12 @@ FULL = Sizes(
     latency_rounds=3,
     latency_rates=((500, 3.0), (20, 5.0)),
     consumer_rounds=3,
-    consumer_messages=4000,
+    consumer_messages=10_000,
     parse_events=30_000,
     drain_notifications=20_000,
     drain_rounds=3,
+    cost_rounds=40,
+    cost_sends=10,
 )
 QUICK = Sizes(
     name="quick",
@@ -61,10 +66,12 @@ QUICK = Sizes(
     latency_rounds=1,
     latency_rates=((500, 2.0), (20, 4.0)),
     consumer_rounds=1,
-    consumer_messages=2000,
+    consumer_messages=5000,
     parse_events=10_000,
     drain_notifications=5_000,
     drain_rounds=1,
+    cost_rounds=15,
+    cost_sends=10,
 )
 TINY = Sizes(
     name="tiny",
@@ -78,6 +85,8 @@ TINY = Sizes(
     parse_events=500,
     drain_notifications=500,
     drain_rounds=1,
+    cost_rounds=1,
+    cost_sends=2,
 )
 PRESETS = {s.name: s for s in (FULL, QUICK, TINY)}
 

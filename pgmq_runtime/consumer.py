@@ -15,26 +15,40 @@ before it is deleted or archived is delivered again.
 Claims are made on demand, one batch at a time, when the caller asks for the
 next message: a burst never claims more than ``batch_size`` messages ahead of
 the caller, and ids announced faster than they are consumed are forgotten in
-favour of a catch-up read once ``max_pending`` is reached.
+favour of a catch-up read once ``max_pending`` is reached. Acknowledgements
+(``delete``/``archive``) go through :mod:`pgmq_runtime.acks` in batches, on a
+connection of their own; :meth:`PgmqConsumer.run` runs a handler concurrently
+(:mod:`pgmq_runtime.worker`). With ``fifo=True`` every claim is a
+``pgmq.read_grouped_head``: at most one message per ``x-pgmq-group`` in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import psycopg
 
 from pgmq_runtime import db
+from pgmq_runtime.acks import AckBatcher, ControlSession
 from pgmq_runtime.config import PgmqNotifyConfig
-from pgmq_runtime.errors import ConnectionLostError, ConsumerError, DatabaseError, describe_error
+from pgmq_runtime.errors import (
+    ConnectionLostError,
+    ConsumerError,
+    DatabaseError,
+    PgmqNotInstalledError,
+    describe_error,
+)
 from pgmq_runtime.events import (
     InvalidEvent,
     JsonValue,
@@ -47,12 +61,17 @@ from pgmq_runtime.events import (
 from pgmq_runtime.listener import PgmqNotifyListener
 from pgmq_runtime.queries import QUERIES
 from pgmq_runtime.rechecks import RecheckSchedule
+from pgmq_runtime.stats import ConsumerStats, Counters
+
+if TYPE_CHECKING:
+    from pgmq_runtime.retries import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "pgmq-runtime-consumer"
 # Claim a delayed message this long after its visibility time, against clock jitter.
 _DELAY_MARGIN = 0.05
+_SET_VT_NOW = "SELECT msg_id FROM pgmq.set_vt(%s::text, %s::bigint[], 0)"
 
 
 class MessageActions(Protocol):
@@ -91,18 +110,13 @@ class ClaimedMessage:
         return await self.actions.extend(self.queue_name, self.msg_id, seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumerStats:
-    """A snapshot of a consumer's counters."""
+@dataclass(slots=True)
+class InFlight:
+    """A message a worker's handler holds: until when it is claimed, and whether it was settled by hand."""
 
-    claimed_from_events: int
-    claimed_by_catch_up: int
-    catch_up_reads: int
-    gaps: int
-    reconnects: int
-    # Re-reads made after coalesced events (coalesce_ms), and the messages they found.
-    rechecks: int = 0
-    claimed_by_recheck: int = 0
+    message: ClaimedMessage
+    vt: datetime
+    settled: bool = False
 
 
 class PgmqConsumer:
@@ -120,12 +134,21 @@ class PgmqConsumer:
     poll-only mode); ``max_pending`` announced ids remembered before they are
     forgotten in favour of a catch-up read; ``reconnect_timeout`` seconds that
     ``delete``/``archive``/``extend`` wait for a lost connection to come back;
-    after ``liveness_interval`` idle seconds the consumer's own connection is
-    checked with a cheap query (answer within ``liveness_timeout``), so a
-    connection killed while idle is replaced before it is needed.
-    ``database`` replaces how connections are made (a
-    :class:`pgmq_runtime.db.Connector`, or :class:`pgmq_runtime.testing.FakePgmq`);
-    ``configure`` is awaited on each new connection of the default connector.
+    ``fifo`` claims through ``pgmq.read_grouped_head`` (PGMQ 1.12+), so that at
+    most one message of each ``x-pgmq-group`` header value is in flight and
+    each group is handled in send order (messages without the header form one
+    group); claims run with ``synchronous_commit = off`` (a claim lost in a
+    server crash only makes its message visible again, which at-least-once
+    delivery allows) unless ``durable_claims``, while acknowledgements always
+    wait for the disk. :meth:`stop` ends iteration and :meth:`run`; :meth:`close` hands
+    messages claimed but not yet yielded back at once.
+
+    After ``liveness_interval`` idle seconds the claiming connection is checked
+    with a cheap query (answer within ``liveness_timeout``), so a connection
+    killed while idle is replaced before it is needed. ``database`` replaces
+    how the claiming connection is made (a :class:`pgmq_runtime.db.Connector`,
+    or :class:`pgmq_runtime.testing.FakePgmq`); ``configure`` is awaited on
+    each new connection of the default connector.
     """
 
     def __init__(
@@ -140,6 +163,8 @@ class PgmqConsumer:
         poll_only: bool = False,
         max_pending: int = 10_000,
         reconnect_timeout: float = 60.0,
+        fifo: bool = False,
+        durable_claims: bool = False,
         liveness_interval: float = 5.0,
         liveness_timeout: float = 5.0,
         database: db.Database | None = None,
@@ -167,14 +192,24 @@ class PgmqConsumer:
         self.poll_interval = poll_interval or (1.0 if poll_only else 10.0)
         self.max_pending = max_pending
         self.reconnect_timeout = reconnect_timeout
+        self.fifo = fifo
+        self.durable_claims = durable_claims
         self.liveness_interval = liveness_interval
         self.liveness_timeout = liveness_timeout
         # No server-side prepared statements: they break behind transaction poolers.
-        self._database: db.Database = database or db.Connector(
-            self.dsn, application_name=APPLICATION_NAME, prepare=False, configure=configure
-        )
+        self._connector = db.Connector(self.dsn, application_name=APPLICATION_NAME, prepare=False, configure=configure)
+        self._database: db.Database = database or self._connector
         self._session: db.Session | None = None
         self._last_used = time.monotonic()
+        self.counters = Counters()
+        self._acks = AckBatcher(
+            ControlSession(self._open_control, self._explain, reconnect_timeout), self.counters, on_commit=self._acked
+        )
+        self._stopping = False
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Messages a worker's handlers hold, by (queue name, msg_id).
+        self.in_flight: dict[tuple[str, int], InFlight] = {}
         self._reconnecting = asyncio.Lock()
         self._clock_offset = 0.0
         self._ready: deque[ClaimedMessage] = deque()
@@ -210,10 +245,11 @@ class PgmqConsumer:
         """Connect, LISTEN on the queues' namespace channels and schedule a catch-up."""
         if self._started:
             return
+        self._loop = asyncio.get_running_loop()
         try:
             self._session = await self._open()
         except DatabaseError as exc:
-            raise ConsumerError(f"cannot connect the consumer: {exc}") from exc
+            raise ConsumerError(f"cannot connect the consumer: {describe_error(exc)}") from exc
         log.info("consumer started on %s (%s)", sorted(self.queues.values()), self._mode())
         if self._listener is not None:
             try:
@@ -235,10 +271,16 @@ class PgmqConsumer:
         return f"events, catch-up every {self.poll_interval:g} s"
 
     async def close(self) -> None:
-        """Close the connection (and the listener, if the consumer made it)."""
-        if self._started and not self._closed:
+        """Hand back unyielded messages, flush acknowledgements, close the connections (and own listener)."""
+        if self._closed:
+            return
+        if self._started:
             log.info("consumer stopped: %s", self.stats)
         self._closed = True
+        with contextlib.suppress(ConsumerError):
+            await self.release(self.take_unstarted())
+        await self._acks.close()
+        await self._acks.session.close()
         if self._listener is not None and self._owns_listener:
             await self._listener.close()
         session, self._session = self._session, None
@@ -248,6 +290,7 @@ class PgmqConsumer:
     @property
     def stats(self) -> ConsumerStats:
         """Counters: messages claimed from events and by catch-up, catch-up reads, gaps, re-checks."""
+        c = self.counters
         return ConsumerStats(
             self._from_events,
             self._from_catch_up,
@@ -256,6 +299,17 @@ class PgmqConsumer:
             self._reconnects,
             self._recheck_reads,
             self._from_rechecks,
+            deleted=c.deleted,
+            archived=c.archived,
+            ack_batches=c.ack_batches,
+            handled=c.handled,
+            failed=c.failed,
+            handler_seconds=c.handler_seconds,
+            handler_seconds_max=c.handler_seconds_max,
+            retries=c.retries,
+            dead_lettered=c.dead_lettered,
+            heartbeats=c.heartbeats,
+            handed_back=c.handed_back,
         )
 
     @property
@@ -269,27 +323,166 @@ class PgmqConsumer:
         return self
 
     async def __anext__(self) -> ClaimedMessage:
-        if self._closed:
+        if not await self._await_ready(self.batch_size):
             raise StopAsyncIteration
+        return self._ready.popleft()
+
+    async def claim(self, limit: int) -> list[ClaimedMessage]:
+        """Wait for messages and return up to ``limit`` of them, claiming no more than ``limit`` ahead.
+
+        Returns an empty list once :meth:`stop` or :meth:`close` was called.
+        """
+        if not await self._await_ready(limit):
+            return []
+        return [self._ready.popleft() for _ in range(min(limit, len(self._ready)))]
+
+    # -- stopping and the worker's hooks -------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming: iteration and :meth:`run` end. A plain call, safe from a handler, thread or signal."""
+        self._stopping = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            # Thread-safe, and re-entrant from a signal handler that interrupted the loop.
+            loop.call_soon_threadsafe(self._wakeup.set)
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping
+
+    async def run(
+        self,
+        handler: Callable[[ClaimedMessage], Awaitable[object]] | Callable[[ClaimedMessage], object],
+        *,
+        concurrency: int = 1,
+        retry: RetryPolicy | None = None,
+        archive: bool = False,
+        grace_period: float = 30.0,
+        handle_signals: bool = True,
+    ) -> ConsumerStats:
+        """Run ``handler`` on every message, ``concurrency`` at a time, until :meth:`stop`, SIGINT or SIGTERM.
+
+        A handler that returns acknowledges its message (delete, or archive with
+        ``archive=True``); one that raises has it retried per ``retry``. See
+        :func:`pgmq_runtime.worker.run`. Returns the final stats.
+        """
+        from pgmq_runtime import worker
+
+        await worker.run(
+            self,
+            handler,
+            concurrency=concurrency,
+            retry=retry,
+            archive=archive,
+            grace_period=grace_period,
+            handle_signals=handle_signals,
+        )
+        return self.stats
+
+    def wake(self, queue_name: str | None = None) -> None:
+        """Re-read ``queue_name`` (all queues if None) at the next claim."""
+        if queue_name is None:
+            self._catch_up = set(self.queues)
+        elif (key := queue_name.lower()) in self.queues:
+            self._catch_up.add(key)
+        self._poke()
+
+    def schedule(self, queue_name: str, msg_id: int, delay: float) -> None:
+        """Claim message ``msg_id`` once it is visible again, in ``delay`` seconds (after a retry)."""
+        due = time.monotonic() + delay + _DELAY_MARGIN
+        heapq.heappush(self._delayed, (due, msg_id, queue_name.lower(), False))
+        self._poke()
+
+    def server_seconds_until(self, moment: datetime) -> float:
+        """Seconds from now until ``moment`` on the server's clock (negative if past)."""
+        return (moment - self._server_now()).total_seconds()
+
+    @property
+    def session(self) -> ControlSession:
+        """The connection acknowledgements, retries, heartbeats and hand-backs go through."""
+        return self._acks.session
+
+    @property
+    def acks(self) -> AckBatcher:
+        """The acknowledgement batcher."""
+        return self._acks
+
+    async def release(self, messages: Sequence[ClaimedMessage]) -> int:
+        """Make ``messages`` visible again at once (a claim not worked on); returns how many were."""
+        by_queue: dict[str, list[int]] = {}
+        for m in messages:
+            by_queue.setdefault(m.queue_name, []).append(m.msg_id)
+        if not by_queue:
+            return 0
+        results = await self._acks.session.run([(_SET_VT_NOW, (q, ids)) for q, ids in by_queue.items()])
+        count = sum(len(rows) for rows in results)
+        self.counters.handed_back += count
+        return count
+
+    def nudge(self) -> None:
+        """Wake whoever waits in :meth:`claim` or :meth:`wait_for_wakeup` (the worker: a slot is free)."""
+        self._poke()
+
+    async def wait_for_wakeup(self) -> None:
+        """Return once :meth:`stop`, :meth:`wake`, :meth:`nudge` or :meth:`schedule` was called."""
+        await self._wakeup.wait()
+        self._wakeup.clear()
+
+    def take_unstarted(self) -> list[ClaimedMessage]:
+        """Remove and return the messages claimed but not yet handed out."""
+        unstarted = list(self._ready)
+        self._ready.clear()
+        return unstarted
+
+    def _poke(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wakeup.set()
+        else:
+            loop.call_soon_threadsafe(self._wakeup.set)
+
+    def _acked(self, queue_name: str) -> None:
+        if self.fifo:
+            # The group's next message may be its head now.
+            self.wake(queue_name)
+
+    # -- claiming loop -------------------------------------------------------
+
+    async def _await_ready(self, limit: int) -> bool:
+        """Claim until ``_ready`` holds a message (True) or the consumer stops (False)."""
+        if self._closed or self._stopping:
+            return False
         await self.start()
-        while not self._closed:
+        while not self._closed and not self._stopping:
             if self._ready:
-                return self._ready.popleft()
+                return True
             await self._absorb_buffered()
             self._promote_due()
             try:
-                if await self._fill():
+                if await self._fill(limit):
                     continue
             except ConnectionLostError as exc:
-                if self._closed:
+                if self._closed or self._stopping:
                     break
                 # A claim may have been lost in flight: its message comes back
                 # when its visibility timeout ends, and a catch-up finds it.
-                await self._reconnect(deadline=None, reason=describe_error(exc))
+                try:
+                    await self._reconnect(deadline=None, reason=describe_error(exc))
+                except ConsumerError:
+                    if self._closed or self._stopping:
+                        break
+                    raise
                 self._catch_up = set(self.queues)
                 continue
             await self._wait()
-        raise StopAsyncIteration
+        return False
 
     async def _absorb_buffered(self) -> None:
         if self._listener is None:
@@ -317,10 +510,27 @@ class PgmqConsumer:
         if recheck is not None:
             timeout = min(timeout, recheck)
         timeout = max(min(timeout, self._last_used + self.liveness_interval - now), 0.0)
-        if self._listener is None:
-            await asyncio.sleep(timeout)
+        if self._wakeup.is_set():
+            self._wakeup.clear()
             return
-        item = await self._listener.next_event(timeout=timeout)
+        if self._listener is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            self._wakeup.clear()
+            return
+        # Wait for an event, or for stop()/wake(); cancelling next_event() loses no item.
+        waiting = asyncio.ensure_future(self._listener.next_event(timeout=timeout))
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({waiting, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            if not waiting.done():
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+        self._wakeup.clear()
+        item = waiting.result() if not waiting.cancelled() else None
         if item is not None:
             self._handle(item)
 
@@ -338,6 +548,10 @@ class PgmqConsumer:
     def _note_event(self, event: MessageEvent) -> None:
         key = event.queue_name.lower()
         if key not in self.queues:
+            return
+        if self.fifo:
+            # Claiming by id would ignore the groups: read the queue (grouped) instead.
+            self._catch_up.add(key)
             return
         coalesced = not isinstance(event, MessageWithPayloadEvent) and event.coalesced
         if coalesced:
@@ -384,11 +598,16 @@ class PgmqConsumer:
 
     # -- claiming ----------------------------------------------------------
 
-    async def _fill(self) -> bool:
-        """Claim one batch: announced ids first, else a catch-up read. False if idle."""
+    async def _fill(self, limit: int) -> bool:
+        """Claim one batch of at most ``limit``: announced ids first, else a catch-up read. False if idle."""
+        size = max(min(limit, self.batch_size), 1)
         for key, pending in self._pending.items():
-            if pending:
-                ids = list(itertools.islice(pending, self.batch_size))
+            if pending and self.fifo:
+                # Due retries and delayed ids in FIFO mode: a grouped read finds them.
+                pending.clear()
+                self._catch_up.add(key)
+            elif pending:
+                ids = list(itertools.islice(pending, size))
                 for msg_id in ids:
                     del pending[msg_id]
                 got = await self._claim_ids(key, ids)
@@ -397,10 +616,11 @@ class PgmqConsumer:
                 return True
         if self._catch_up:
             key = min(self._catch_up)
-            rows = await self._rows(
-                "read", {"queue": self.queues[key], "vt": self.visibility_timeout, "qty": self.batch_size}
-            )
-            if len(rows) < self.batch_size:
+            read = "read_grouped_head" if self.fifo else "read"
+            rows = await self._rows(read, {"queue": self.queues[key], "vt": self.visibility_timeout, "qty": size})
+            # Fewer rows than asked for may only mean that other consumers hold the rest
+            # (SKIP LOCKED): the queue is caught up once a read finds nothing.
+            if not rows:
                 self._catch_up.discard(key)
             if key in self._rechecking:
                 self._rechecking.discard(key)
@@ -433,20 +653,32 @@ class PgmqConsumer:
     # -- message actions (MessageActions) ---------------------------------
 
     async def delete(self, queue_name: str, msg_id: int) -> bool:
-        """Delete a message by id with ``pgmq.delete``."""
-        return bool(await self._scalar("delete", "done", {"queue": queue_name, "msg_id": msg_id}))
+        """Delete a message by id (``pgmq.delete``, batched with other acknowledgements); True once committed."""
+        self._settle(queue_name, msg_id)
+        return await self._acks.delete(queue_name, msg_id)
 
     async def archive(self, queue_name: str, msg_id: int) -> bool:
-        """Archive a message by id with ``pgmq.archive``."""
-        return bool(await self._scalar("archive", "done", {"queue": queue_name, "msg_id": msg_id}))
+        """Archive a message by id (``pgmq.archive``, batched with other acknowledgements); True once committed."""
+        self._settle(queue_name, msg_id)
+        return await self._acks.archive(queue_name, msg_id)
+
+    def _settle(self, queue_name: str, msg_id: int) -> None:
+        hold = self.in_flight.get((queue_name, msg_id))
+        if hold is not None:
+            hold.settled = True
 
     async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None:
         """Push a message's visibility timeout ``seconds`` further out."""
         value = await self._scalar("extend_vt", "vt", {"queue": queue_name, "msg_id": msg_id, "seconds": seconds})
-        return value if isinstance(value, datetime) else None
+        if not isinstance(value, datetime):
+            return None
+        hold = self.in_flight.get((queue_name, msg_id))
+        if hold is not None:
+            hold.vt = max(hold.vt, value)
+        return value
 
     async def _scalar(self, name: str, column: str, params: dict[str, Any]) -> Any:
-        # Delete, archive and extend are safe to repeat: retry once after a reconnect.
+        # Extend is safe to repeat: retry once after a reconnect.
         for attempt in (1, 2):
             try:
                 rows = await self._rows(name, params)
@@ -473,13 +705,17 @@ class PgmqConsumer:
         self._last_used = time.monotonic()
         return rows
 
+    def _explain(self, exc: psycopg.Error) -> str:
+        """The one line for a database error of the control connection (see :func:`pgmq_runtime.db.translate`)."""
+        return str(db.translate(exc, schema=self.config.schema, queues=sorted(self.queues.values())))
+
     async def _check_alive(self) -> None:
         """A cheap query on the idle connection; a dead one is replaced now, not at the next claim."""
         self._last_used = time.monotonic()
         try:
             await asyncio.wait_for(self._rows("ping"), self.liveness_timeout)
         except (ConnectionLostError, TimeoutError) as exc:
-            if self._closed:
+            if self._closed or self._stopping:
                 return
             reason = describe_error(exc) if isinstance(exc, ConnectionLostError) else "liveness query timed out"
             await self._reconnect(deadline=None, reason=f"idle check: {reason}")
@@ -487,13 +723,23 @@ class PgmqConsumer:
 
     async def _open(self) -> db.Session:
         session = await self._database.session(APPLICATION_NAME, self.config.schema, sorted(self.queues.values()))
-        before = time.time()
-        rows = await session.fetch(QUERIES["server_clock"])
-        after = time.time()
+        try:
+            if not self.durable_claims:
+                # A claim lost in a crash only makes its message visible again: no need to wait for the disk.
+                await session.fetch(QUERIES["claims_without_flush"])
+            before = time.time()
+            rows = await session.fetch(QUERIES["server_clock"])
+            after = time.time()
+        except BaseException:
+            await session.close()
+            raise
         if rows:
             self._clock_offset = float(rows[0]["epoch"]) - (before + after) / 2
         self._last_used = time.monotonic()
         return session
+
+    async def _open_control(self) -> psycopg.AsyncConnection[Any]:
+        return await self._connector.connect()
 
     async def _reconnect(self, deadline: float | None, reason: str) -> None:
         broken = self._session
@@ -506,7 +752,7 @@ class PgmqConsumer:
             self._session = None
             attempt = 0
             started = time.monotonic()
-            while not self._closed:
+            while not self._closed and not (self._stopping and deadline is None):
                 attempt += 1
                 try:
                     self._session = await self._open()
@@ -528,13 +774,20 @@ class PgmqConsumer:
 async def queues_in_namespace(dsn: str, config: PgmqNotifyConfig, namespace: str) -> list[str]:
     """The existing queues whose name maps to ``namespace`` under ``config``'s pattern.
 
-    Raises a :class:`~pgmq_runtime.errors.DatabaseError` subclass with one line
-    (server unreachable, PGMQ not installed, ...).
+    Raises :class:`ConsumerError` with one line: server unreachable, PGMQ not
+    installed, ... (its cause is the typed error of :mod:`pgmq_runtime.db`).
     """
-    session = await db.Connector(dsn, application_name=APPLICATION_NAME).session(APPLICATION_NAME, config.schema)
     try:
-        rows = await session.fetch(QUERIES["queue_names"])
-    finally:
-        await session.close()
+        session = await db.Connector(dsn, application_name=APPLICATION_NAME).session(APPLICATION_NAME, config.schema)
+        try:
+            rows = await session.fetch(QUERIES["queue_names"])
+        finally:
+            await session.close()
+    except PgmqNotInstalledError as exc:
+        raise ConsumerError("PGMQ is not installed in this database (no table pgmq.meta)") from exc
+    except DatabaseError as exc:
+        # The driver's own words say best why a connection failed ("Connection refused", a wrong password).
+        cause = exc.__cause__ if isinstance(exc, ConnectionLostError) and exc.__cause__ is not None else exc
+        raise ConsumerError(f"cannot list the queues: {describe_error(cause)}") from exc
     names = [str(row["queue_name"]) for row in rows]
     return [name for name in names if config.extract_namespace(name) == namespace]

@@ -24,8 +24,6 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
-from pgmq_runtime.config import PgmqNotifyConfig
-
 QUEUE_CREATED: Final = "queue_created"
 MESSAGE_READY: Final = "message_ready"
 MESSAGE_WITH_PAYLOAD: Final = "message_with_payload"
@@ -68,6 +66,8 @@ class MessageWithPayloadEvent:
     ready_at: datetime
     headers: JsonValue = None
     delay_seconds: int = 0
+    # When the message was enqueued (its enqueued_at); None from senders that do not say (tasker-pgmq).
+    enqueued_at: datetime | None = None
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     channel: str = ""
     raw: str = field(default="", repr=False, compare=False)
@@ -92,6 +92,8 @@ class MessageReadyEvent:
     namespace: str
     ready_at: datetime
     delay_seconds: int = 0
+    # When the message was enqueued (its enqueued_at); None from senders that do not say (tasker-pgmq).
+    enqueued_at: datetime | None = None
     visibility_timeout_seconds: int | None = None
     # True when sent with coalesce_ms: other messages of the window were sent silently.
     coalesced: bool = False
@@ -120,6 +122,8 @@ class BatchReadyEvent:
     message_count: int
     ready_at: datetime
     delay_seconds: int = 0
+    # When the message was enqueued (its enqueued_at); None from senders that do not say (tasker-pgmq).
+    enqueued_at: datetime | None = None
     # True when sent with coalesce_ms: other messages of the window were sent silently.
     coalesced: bool = False
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
@@ -225,6 +229,7 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
             message=data["message"],
             headers=data.get("headers"),
             ready_at=_time(data, "ready_at"),
+            enqueued_at=_opt_time(data, "enqueued_at"),
             delay_seconds=_opt_int(data, "delay_seconds") or 0,
             **common,
         )
@@ -232,6 +237,7 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
         return MessageReadyEvent(
             msg_id=_int(data, "msg_id"),
             ready_at=_time(data, "ready_at"),
+            enqueued_at=_opt_time(data, "enqueued_at"),
             delay_seconds=_opt_int(data, "delay_seconds") or 0,
             visibility_timeout_seconds=_opt_int(data, "visibility_timeout_seconds"),
             coalesced=_flag(data, "coalesced"),
@@ -247,6 +253,7 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
             msg_ids=tuple(ids),
             message_count=_int(data, "message_count"),
             ready_at=_time(data, "ready_at"),
+            enqueued_at=_opt_time(data, "enqueued_at"),
             delay_seconds=_opt_int(data, "delay_seconds") or 0,
             coalesced=_flag(data, "coalesced"),
             **common,
@@ -297,6 +304,10 @@ def _time(data: Mapping[str, Any], key: str) -> datetime:
     return value
 
 
+def _opt_time(data: Mapping[str, Any], key: str) -> datetime | None:
+    return None if data.get(key) is None else _time(data, key)
+
+
 def _metadata(data: Mapping[str, Any]) -> Mapping[str, str]:
     value = data.get("metadata")
     if value is None:
@@ -304,10 +315,3 @@ def _metadata(data: Mapping[str, Any]) -> Mapping[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise _Invalid("field 'metadata' must be an object of strings")
     return MappingProxyType(dict(value))
-
-
-def message_channels(config: PgmqNotifyConfig, event: PgmqEvent) -> list[str]:
-    """The channels ``config``'s SQL sends ``event`` on (handy for fakes and tests)."""
-    if isinstance(event, QueueCreatedEvent):
-        return [config.queue_created_channel()]
-    return config.channels_for_queue(event.queue_name)

@@ -31,7 +31,10 @@ import psycopg
 
 from pgmq_runtime import db
 from pgmq_runtime.config import CHANNEL_MAX_BYTES, PgmqNotifyConfig
-from pgmq_runtime.db import backoff_delay, connect_kwargs  # noqa: F401  (public here since 0.1)
+
+# Re-exported: they lived here before the connection layer.
+from pgmq_runtime.db import backoff_delay as backoff_delay
+from pgmq_runtime.db import connect_kwargs as connect_kwargs
 from pgmq_runtime.errors import ChannelNameError, ConnectionLostError, ListenerError, PgmqNotifyError, describe_error
 from pgmq_runtime.events import (
     InvalidEvent,

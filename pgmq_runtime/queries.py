@@ -51,6 +51,7 @@ QUERIES: dict[str, Query] = {
     for q in (
         # -- connections and LISTEN ----------------------------------------
         Query("ping", "SELECT 1 AS ok"),
+        Query("claims_without_flush", "SET synchronous_commit = off"),
         Query("server_clock", "SELECT extract(epoch FROM clock_timestamp())::float8 AS epoch"),
         Query("listen", "LISTEN {channel}"),
         Query("unlisten", "UNLISTEN {channel}"),
@@ -59,6 +60,10 @@ QUERIES: dict[str, Query] = {
         Query(
             "read",
             f"SELECT {_MESSAGE} FROM pgmq.read(%(queue)s::text, %(vt)s::integer, %(qty)s::integer)",
+        ),
+        Query(
+            "read_grouped_head",
+            f"SELECT {_MESSAGE} FROM pgmq.read_grouped_head(%(queue)s::text, %(vt)s::integer, %(qty)s::integer)",
         ),
         Query(
             "claim_ids",

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections import deque
@@ -140,7 +141,11 @@ class FakePgmq:
         """Store one message and announce it (``message_with_payload`` or ``message_ready``)."""
         stored = self._store(queue_name, message, headers, delay_seconds)
         base = self._base(queue_name, stored.msg_id)
-        tail = {"ready_at": _stamp(stored.vt), "delay_seconds": delay_seconds}
+        tail = {
+            "ready_at": _stamp(stored.vt),
+            "enqueued_at": _stamp(stored.enqueued_at),
+            "delay_seconds": delay_seconds,
+        }
         event: dict[str, Any] = {
             "event_type": "message_with_payload",
             **base,
@@ -167,7 +172,8 @@ class FakePgmq:
         """Store several messages and announce them with one ``batch_ready`` event."""
         heads = list(headers) if headers is not None else [None] * len(messages)
         ids = [self._store(queue_name, m, h, delay_seconds).msg_id for m, h in zip(messages, heads, strict=True)]
-        ready_at = self.queue(queue_name).messages[ids[0]].vt if ids else datetime.now(UTC)
+        first = self.queue(queue_name).messages[ids[0]] if ids else None
+        ready_at = first.vt if first else datetime.now(UTC)
         event = {
             "event_type": "batch_ready",
             "msg_ids": ids,
@@ -175,6 +181,7 @@ class FakePgmq:
             "namespace": self.config.extract_namespace(queue_name),
             "message_count": len(ids),
             "ready_at": _stamp(ready_at),
+            "enqueued_at": _stamp(first.enqueued_at if first else ready_at),
             "delay_seconds": delay_seconds,
         }
         if ids:
@@ -448,7 +455,9 @@ class FakeConsumer:
         if not any(self.fake.queue(name).visible(now) for name in self.queues):
             await self.consumer.close()
             raise StopAsyncIteration
-        return await self.consumer.__anext__()
+        # The consumer's acknowledgements run on its own psycopg connection (pgmq_runtime.acks), outside
+        # the layer this fake replaces: the message's delete/archive/extend act on the fake directly.
+        return dataclasses.replace(await self.consumer.__anext__(), actions=self.fake)
 
 
 # -- answers to the catalogued queries ---------------------------------------
@@ -476,6 +485,21 @@ def _claim(queue: FakeQueue, found: list[_Stored], vt: int) -> list[Row]:
 def _read(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
     queue = fake._existing(p["queue"])
     return _claim(queue, queue.visible(datetime.now(UTC))[: p["qty"]], p["vt"])
+
+
+def _read_grouped_head(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    """PGMQ's FIFO read: the oldest message of each ``x-pgmq-group``, if no message of that group is claimed."""
+    queue = fake._existing(p["queue"])
+    now = datetime.now(UTC)
+
+    def group(m: _Stored) -> Any:
+        return m.headers.get("x-pgmq-group") if isinstance(m.headers, dict) else None
+
+    heads: dict[Any, _Stored] = {}
+    for m in sorted(queue.messages.values(), key=lambda m: m.msg_id):
+        heads.setdefault(group(m), m)
+    found = [m for m in heads.values() if m.vt <= now][: p["qty"]]
+    return _claim(queue, found, p["vt"])
 
 
 def _claim_ids(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
@@ -622,7 +646,9 @@ def _installed_functions(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
 _HANDLERS: dict[str, Callable[[FakePgmq, dict[str, Any]], list[Row]]] = {
     "ping": lambda fake, p: [{"ok": 1}],
     "server_clock": lambda fake, p: [{"epoch": time.time()}],
+    "claims_without_flush": lambda fake, p: [],
     "read": _read,
+    "read_grouped_head": _read_grouped_head,
     "claim_ids": _claim_ids,
     "claim_ids_without_body": _claim_ids_without_body,
     "read_specific": _read_specific,

@@ -14,6 +14,7 @@ from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import APPLICATION_NAME, PgmqConsumer, queues_in_namespace
 from pgmq_runtime.errors import (
     ConnectionLostError,
+    ConsumerError,
     MigrationMissingError,
     PgmqNotInstalledError,
     QueueNotFoundError,
@@ -87,9 +88,10 @@ async def test_errors_are_translated_once_into_typed_one_line_errors(dsn, bare_d
         assert "\n" not in str(err) and isinstance(err.__cause__, psycopg.Error)
 
 
-async def test_queues_in_namespace_raises_typed_errors(bare_dsn):
-    with pytest.raises(PgmqNotInstalledError):
+async def test_queues_in_namespace_raises_one_line_errors_caused_by_typed_ones(bare_dsn):
+    with pytest.raises(ConsumerError, match="PGMQ is not installed") as caught:
         await queues_in_namespace(bare_dsn, PgmqNotifyConfig(), "orders")
+    assert isinstance(caught.value.__cause__, PgmqNotInstalledError)
 
 
 async def test_a_consumer_connection_killed_while_idle_is_noticed_and_replaced(dsn, caplog):
