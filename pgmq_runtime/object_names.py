@@ -50,6 +50,11 @@ class FunctionSpec:
     def signature(self, schema: str) -> str:
         return f"{quote_ident(schema)}.{self.name}({self.args})"
 
+    @property
+    def catalog_args(self) -> str:
+        """The argument types as PostgreSQL's ``oidvectortypes`` spells them."""
+        return self.args.replace("timestamptz", "timestamp with time zone")
+
     def installed_for(self, config: PgmqNotifyConfig) -> bool:
         """Whether ``config`` installs this function."""
         return config.mode in self.modes or (self.coalescing and config.coalesce_ms > 0)

@@ -144,13 +144,13 @@ QUERIES: dict[str, Query] = {
             "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pgmq') AS pgmq_version, "
             "(SELECT pg_catalog.obj_description(n.oid, 'pg_namespace') FROM pg_catalog.pg_namespace AS n "
             " WHERE n.nspname = %(schema)s) AS schema_comment, "
-            "EXISTS (SELECT 1 FROM pg_catalog.pg_proc AS p WHERE p.pronamespace = 'pgmq'::regnamespace "
-            " AND p.proname = 'send_topic') AS has_topics, "
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_proc AS p JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace "
+            " WHERE n.nspname = 'pgmq' AND p.proname = 'send_topic') AS has_topics, "
             "pg_catalog.pg_notification_queue_usage() AS notification_queue_usage",
         ),
         Query(
             "installed_functions",
-            "SELECT p.proname AS name, pg_catalog.pg_get_function_identity_arguments(p.oid) AS args, "
+            "SELECT p.proname AS name, pg_catalog.oidvectortypes(p.proargtypes) AS args, "
             "pg_catalog.obj_description(p.oid, 'pg_proc') AS comment "
             "FROM pg_catalog.pg_proc AS p JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace "
             "WHERE n.nspname = %(schema)s ORDER BY 1, 2",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pgmq_runtime import object_names
 from pgmq_runtime.queries import QUERIES
-from pgmq_runtime.testing import _HANDLERS
+from pgmq_runtime.testing_queries import HANDLERS as _HANDLERS
 
 # Statements FakePgmq does not answer: LISTEN plumbing (the fake has its own listener) and PGMQ features it lacks.
 NOT_FAKED = {"listen", "unlisten", "notify", "send_topic", "create_partitioned"}
