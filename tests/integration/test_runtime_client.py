@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 import pgmq
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 from pgmq_runtime import PgmqNotifyClient
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import (
+    DatabaseError,
     MessageNotSerializableError,
     MigrationMissingError,
     PoolClosedError,
@@ -229,3 +231,23 @@ async def test_send_topic_reaches_every_bound_queue_with_one_event_each(dsn, sub
     events = sub.drain()
     assert matched == 2
     assert sorted(r.event["queue_name"] for r in events) == ["eu_queue", "us_queue"]
+
+
+async def test_the_readme_wrapper_calls_announce_in_wrapper_mode(dsn, subscribe):
+    config = PgmqNotifyConfig(mode="wrapper")
+    install(dsn, config)
+    sub = subscribe(dsn, [config.message_ready_channel("orders")])
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    calls = [line.split("  --")[0] for line in readme.splitlines() if line.startswith("SELECT * FROM pgmq_notify.send")]
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("SELECT pgmq.create('orders_queue')")
+        ids = [row[0] for call in calls for row in await (await conn.execute(call)).fetchall()]
+    assert len(calls) == 3 and len(ids) == 4
+    assert announced(sub.drain()) == Counter({i: 1 for i in ids})
+
+
+async def test_a_partitioned_queue_without_pg_partman_is_one_typed_line(dsn):
+    async with PgmqNotifyClient(dsn) as client:
+        with pytest.raises(DatabaseError) as caught:
+            await client.create_queue("big_queue", partitioned=True)
+    assert "\n" not in str(caught.value) and "partman" in str(caught.value).lower()
