@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from pgmq_codegen import objects
 from pgmq_codegen.errors import DatabaseError
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import describe_error
 from pgmq_runtime.install_check import NotifyQueueState, notify_queue_state
@@ -243,7 +243,7 @@ def _read_sequences(conn: psycopg.Connection[tuple[object, ...]], schema: str) -
         WHERE n.nspname = %s AND c.relkind = 'S' AND pg_catalog.starts_with(c.relname, %s)
         ORDER BY 1
         """,
-        (schema, objects.coalesce_sequence_prefix()),
+        (schema, object_names.coalesce_sequence_prefix()),
     ).fetchall()
     return [SequenceState(name=str(row[0]), public_access=bool(row[1])) for row in rows]
 
@@ -320,9 +320,9 @@ def _read_triggers(conn: psycopg.Connection[tuple[object, ...]], config: PgmqNot
         """,
         (
             config.schema,
-            objects.message_trigger_name(config),
-            objects.meta_trigger_name(config),
-            objects.meta_drop_trigger_name(config),
+            object_names.message_trigger_name(config),
+            object_names.meta_trigger_name(config),
+            object_names.meta_drop_trigger_name(config),
         ),
     ).fetchall()
     encoding = conn.info.encoding
@@ -358,7 +358,7 @@ def _function_statement(schema: str) -> re.Pattern[str]:
     """Matches a statement (after its leading comments) that creates a function in ``schema``."""
     return re.compile(
         r"\A(?:[ \t]*(?:--[^\n]*)?\n)*[ \t]*CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+("
-        + re.escape(objects.quote_ident(schema))
+        + re.escape(object_names.quote_ident(schema))
         + r")\.",
         re.IGNORECASE,
     )

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from pgmq_runtime.client import HealthReport, PgmqNotifyClient, QueueInfo, QueueMetrics
 from pgmq_runtime.config import MigrationConfig, PgmqNotifyConfig, load_config
 from pgmq_runtime.consumer import ClaimedMessage, PgmqConsumer
 from pgmq_runtime.errors import (
     ChannelNameError,
     ConfigError,
     ConfigProblem,
+    ConnectionLostError,
     ConsumerError,
+    DatabaseError,
     ListenerError,
+    MessageNotSerializableError,
+    MigrationMissingError,
     PgmqNotifyError,
+    PgmqNotInstalledError,
+    PoolClosedError,
+    QueueNotFoundError,
 )
 from pgmq_runtime.events import (
     BatchReadyEvent,
@@ -35,9 +43,12 @@ __all__ = [
     "ClaimedMessage",
     "ConfigError",
     "ConfigProblem",
+    "ConnectionLostError",
     "ConsumerError",
     "ConsumerStats",
+    "DatabaseError",
     "EventSource",
+    "HealthReport",
     "InvalidEvent",
     "ListenerError",
     "ListenerGap",
@@ -45,15 +56,23 @@ __all__ = [
     "ListenerOverflow",
     "ListenerReconnected",
     "ListenerStats",
+    "MessageNotSerializableError",
     "MessageReadyEvent",
     "MessageWithPayloadEvent",
     "MigrationConfig",
+    "MigrationMissingError",
     "PgmqConsumer",
     "PgmqEvent",
+    "PgmqNotInstalledError",
+    "PgmqNotifyClient",
     "PgmqNotifyConfig",
     "PgmqNotifyError",
     "PgmqNotifyListener",
+    "PoolClosedError",
     "QueueCreatedEvent",
+    "QueueInfo",
+    "QueueMetrics",
+    "QueueNotFoundError",
     "RetryPolicy",
     "SelfCheckResult",
     "load_config",

@@ -1,4 +1,4 @@
-"""A thin blocking facade over the async listener and consumer, for code without asyncio.
+"""A thin blocking facade over the async client, listener and consumer, for code without asyncio.
 
 Each object owns a private event loop (``asyncio.Runner``) and drives the async
 object on it; the loop runs only while one of its methods is being called.
@@ -14,6 +14,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
+from pgmq_runtime.client import HealthReport, PgmqNotifyClient, QueueInfo, QueueMetrics
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import ClaimedMessage, PgmqConsumer
 from pgmq_runtime.events import JsonValue, ListenerItem
@@ -168,3 +169,82 @@ class SyncListener(_Blocking):
 
     async def _aclose(self) -> None:
         await self.listener.close()
+
+
+class SyncClient(_Blocking):
+    """Blocking :class:`PgmqNotifyClient` (from a DSN): ``with SyncClient(dsn, config) as client: client.send(...)``.
+
+    Claimed messages come back as :class:`SyncMessage`. For sends in your own
+    transaction from blocking code, use the async client's ``transaction()``.
+    """
+
+    def __init__(self, dsn: str, config: PgmqNotifyConfig | None = None, **options: Any) -> None:
+        super().__init__()
+        self.client = PgmqNotifyClient(dsn, config, **options)
+        self._runner.run(self.client.open())
+
+    def create_queue(self, queue: str, **options: Any) -> None:
+        """See :meth:`PgmqNotifyClient.create_queue`."""
+        self._runner.run(self.client.create_queue(queue, **options))
+
+    def send(self, queue: str, message: JsonValue, delay: int = 0, headers: JsonValue = None) -> int:
+        """See :meth:`PgmqNotifyClient.send`."""
+        return self._runner.run(self.client.send(queue, message, delay, headers))
+
+    def send_batch(
+        self, queue: str, messages: Sequence[JsonValue], delay: int = 0, headers: Sequence[JsonValue] | None = None
+    ) -> list[int]:
+        """See :meth:`PgmqNotifyClient.send_batch`."""
+        return self._runner.run(self.client.send_batch(queue, messages, delay, headers))
+
+    def send_topic(self, routing_key: str, message: JsonValue, delay: int = 0, headers: JsonValue = None) -> int:
+        """See :meth:`PgmqNotifyClient.send_topic`."""
+        return self._runner.run(self.client.send_topic(routing_key, message, delay, headers))
+
+    def read(self, queue: str, vt: int = 30, qty: int = 1) -> list[SyncMessage]:
+        """See :meth:`PgmqNotifyClient.read`."""
+        return [SyncMessage(m, self._runner) for m in self._runner.run(self.client.read(queue, vt, qty))]
+
+    def read_specific(self, queue: str, msg_id: int, vt: int = 30) -> SyncMessage | None:
+        """See :meth:`PgmqNotifyClient.read_specific`."""
+        claimed = self._runner.run(self.client.read_specific(queue, msg_id, vt))
+        return None if claimed is None else SyncMessage(claimed, self._runner)
+
+    def pop(self, queue: str, qty: int = 1) -> list[SyncMessage]:
+        """See :meth:`PgmqNotifyClient.pop`."""
+        return [SyncMessage(m, self._runner) for m in self._runner.run(self.client.pop(queue, qty))]
+
+    def delete(self, queue: str, msg_ids: int | Sequence[int]) -> bool | list[int]:
+        """See :meth:`PgmqNotifyClient.delete`."""
+        if isinstance(msg_ids, int):
+            return self._runner.run(self.client.delete(queue, msg_ids))
+        return self._runner.run(self.client.delete(queue, list(msg_ids)))
+
+    def archive(self, queue: str, msg_ids: int | Sequence[int]) -> bool | list[int]:
+        """See :meth:`PgmqNotifyClient.archive`."""
+        if isinstance(msg_ids, int):
+            return self._runner.run(self.client.archive(queue, msg_ids))
+        return self._runner.run(self.client.archive(queue, list(msg_ids)))
+
+    def purge_queue(self, queue: str) -> int:
+        """See :meth:`PgmqNotifyClient.purge_queue`."""
+        return self._runner.run(self.client.purge_queue(queue))
+
+    def drop_queue(self, queue: str) -> bool:
+        """See :meth:`PgmqNotifyClient.drop_queue`."""
+        return self._runner.run(self.client.drop_queue(queue))
+
+    def list_queues(self) -> list[QueueInfo]:
+        """See :meth:`PgmqNotifyClient.list_queues`."""
+        return self._runner.run(self.client.list_queues())
+
+    def metrics(self, queue: str) -> QueueMetrics:
+        """See :meth:`PgmqNotifyClient.metrics`."""
+        return self._runner.run(self.client.metrics(queue))
+
+    def health(self) -> HealthReport:
+        """See :meth:`PgmqNotifyClient.health`."""
+        return self._runner.run(self.client.health())
+
+    async def _aclose(self) -> None:
+        await self.client.close()

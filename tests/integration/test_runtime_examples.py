@@ -123,3 +123,17 @@ def test_worker_example_stops_cleanly_on_sigterm(dsn):
     assert worker.returncode == 0, err
     assert out.strip().splitlines()[-1] == "stopped after 1 message(s)"
     assert "Traceback" not in err
+
+
+async def test_producer_records_orders_and_announces_each_once(dsn, subscribe):
+    config = PgmqNotifyConfig()
+    install(dsn, config)
+    sub = subscribe(dsn, [config.message_ready_channel("orders")])
+    ids = await load("producer").run(dsn, 3)
+    events = [r.event for r in sub.drain()]
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        orders = await (await conn.execute("SELECT id FROM orders ORDER BY id")).fetchall()
+        queued = await (await conn.execute("SELECT msg_id, message FROM pgmq.q_orders_queue ORDER BY 1")).fetchall()
+    assert orders == [(1,), (2,), (3,)]
+    assert queued == [(i, {"order_id": n}) for i, n in zip(ids, (1, 2, 3), strict=True)]
+    assert [(e["msg_id"], e["headers"]) for e in events] == [(i, {"kind": "order_created"}) for i in ids]

@@ -6,7 +6,7 @@ import psycopg
 
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.events import MessageWithPayloadEvent
-from pgmq_runtime.sync import SyncConsumer, SyncListener
+from pgmq_runtime.sync import SyncClient, SyncConsumer, SyncListener
 from tests.conftest import install
 
 
@@ -30,3 +30,23 @@ def test_sync_listener_and_consumer(dsn):
         left = conn.execute("SELECT count(*) FROM pgmq.q_jobs_queue").fetchone()
     assert isinstance(event, MessageWithPayloadEvent) and event.message == {"n": 1}
     assert left == (0,)
+
+
+def test_sync_client_sends_claims_and_acknowledges(dsn, subscribe):
+    config = PgmqNotifyConfig(mode="wrapper")
+    install(dsn, config)
+    sub = subscribe(dsn, [config.message_ready_channel("jobs")])
+    with SyncClient(dsn, config) as client:
+        client.create_queue("jobs_queue")
+        sent = client.send("jobs_queue", {"n": 1})
+        batch = client.send_batch("jobs_queue", [{"n": 2}, {"n": 3}])
+        claimed = client.read_specific("jobs_queue", sent)
+        assert claimed is not None and claimed.message == {"n": 1}
+        assert claimed.delete()
+        (read,) = client.read("jobs_queue")
+        assert read.msg_id == batch[0] and read.archive()
+        assert client.delete("jobs_queue", [batch[1]]) == [batch[1]]
+        assert client.metrics("jobs_queue").queue_length == 0
+        assert client.health().ok
+    events = [r.event for r in sub.drain()]
+    assert [e["event_type"] for e in events] == ["message_with_payload", "batch_ready"]

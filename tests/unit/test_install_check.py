@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from pgmq_codegen import objects, render
+from pgmq_codegen import render
 from pgmq_runtime import install_check
+from pgmq_runtime import object_names as objects
 from pgmq_runtime.config import PgmqNotifyConfig
 
 
