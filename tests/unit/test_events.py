@@ -270,3 +270,52 @@ def test_backoff_grows_and_is_capped(rand):
     assert delays[0] == pytest.approx(0.05 + 0.05 * rand)
     assert max(delays) <= 10.0
     assert delays[-1] == pytest.approx(5.0 + 5.0 * rand)
+
+
+def _with_message(message_json: str) -> str:
+    return (
+        '{"event_type": "message_with_payload", "msg_id": 1, "queue_name": "q", "namespace": "n", '
+        f'"message": {message_json}, "ready_at": "2025-01-01T00:00:00Z"}}'
+    )
+
+
+@given(_json)
+def test_the_message_is_exactly_what_json_loads_reads(message):
+    # The fast decoder must not change a value: integers past 64 bits stay exact integers.
+    payload = _with_message(json.dumps(message))
+    event = parse_event("c", payload)
+    assert isinstance(event, MessageWithPayloadEvent)
+    assert event.message == json.loads(payload)["message"]
+
+
+@pytest.mark.parametrize(
+    "message_json",
+    ["123456789012345678901234567890", "-18446744073709551617", '"\\ud800 lone surrogate"', "NaN", "-Infinity"],
+)
+def test_json_the_fast_decoder_refuses_still_parses_as_json_loads_reads_it(message_json):
+    payload = _with_message(message_json)
+    event = parse_event("c", payload)
+    assert isinstance(event, MessageWithPayloadEvent)
+    assert repr(event.message) == repr(json.loads(payload)["message"])
+
+
+@pytest.mark.parametrize("kind", ["[1]", "{}", "5", "null"])
+def test_an_event_type_that_is_not_a_string_is_invalid(kind):
+    event = parse_event("c", f'{{"event_type": {kind}, "queue_name": "q", "namespace": "n"}}')
+    assert isinstance(event, InvalidEvent)
+    assert "event_type" in event.reason
+
+
+def test_equality_and_repr_leave_out_the_raw_text():
+    event = parse_event("c", OURS_CREATED)
+    assert isinstance(event, QueueCreatedEvent)
+    same = QueueCreatedEvent(
+        queue_name=event.queue_name,
+        namespace=event.namespace,
+        created_at=event.created_at,
+        metadata=event.metadata,
+        channel="c",
+    )
+    assert event == same
+    assert "raw" not in repr(event)
+    assert event != QueueCreatedEvent(queue_name="other", namespace=event.namespace, created_at=event.created_at)
