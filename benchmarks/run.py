@@ -1,9 +1,11 @@
-"""One command for the whole benchmark: ``python3 -m benchmarks.run [--quick] [--out DIR]``.
+"""One command for the whole benchmark: ``python3 -m benchmarks.run [--quick] [--out DIR] [--only runtime]``.
 
 Starts a throwaway PostgreSQL (fsync and synchronous_commit on), installs
 PGMQ and every variant in its own database, runs each phase with the variants
 interleaved, prints the Markdown report and writes ``latest.md``,
 ``latest.json``, ``latency_cdf.png`` and ``scaling.png`` into ``--out``.
+``--only runtime`` measures the runtime section alone (parsing and listener
+drain) and writes ``runtime.md`` and ``runtime.json`` instead.
 """
 
 from __future__ import annotations
@@ -33,6 +35,33 @@ def total_steps(sizes: Sizes) -> int:
         + consumers.run_count(sizes)
         + runtime_bench.drain_count(sizes)
     )
+
+
+def runtime_steps(sizes: Sizes) -> int:
+    """The steps of ``--only runtime``."""
+    return 1 + len(runtime_bench.PAYLOADS) + runtime_bench.drain_count(sizes)
+
+
+def run_runtime(
+    sizes: Sizes, out: Path, progress: ProgressProtocol, fsync: bool = True
+) -> tuple[report.Results, list[Path]]:
+    """Only section 4: parse throughput and listener drain, with their targets; writes runtime.md and .json."""
+    started = time.monotonic()
+    parse = runtime_bench.parse_throughput(sizes, progress)
+    progress.step("starting PostgreSQL and installing PGMQ and the trigger variant")
+    with server.started(variants=(server.TRIGGER,), fsync=fsync) as bench:
+        machine = server.machine_info(bench)
+        drains = runtime_bench.drain_rate(bench, sizes, progress)
+    drain_summary = runtime_bench.summarize_drain(drains)
+    results = report.Results(
+        machine=machine,
+        sizes=sizes,
+        seconds=time.monotonic() - started,
+        parse=parse,
+        drain=drain_summary,
+        raw={"runtime": runtime_bench.to_json(parse, drains, drain_summary)},
+    )
+    return results, report.write(results, out, stem="runtime")
 
 
 def run_benchmark(
@@ -121,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help="'off' only to compare with numbers measured without disk flushes (default: on, as in production)",
     )
+    parser.add_argument(
+        "--only",
+        choices=("runtime",),
+        help="measure one section: 'runtime' (parse_event and listener drain, about 1 min), "
+        "written to runtime.md and runtime.json",
+    )
     args = parser.parse_args(argv)
     sizes = PRESETS["tiny"] if args.tiny else PRESETS["quick"] if args.quick else FULL
 
@@ -133,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        progress = RichProgress(bar, total_steps(sizes))
-        results, written = run_benchmark(sizes, args.out, progress, fsync=args.fsync == "on")
+        if args.only == "runtime":
+            progress = RichProgress(bar, runtime_steps(sizes))
+            results, written = run_runtime(sizes, args.out, progress, fsync=args.fsync == "on")
+        else:
+            progress = RichProgress(bar, total_steps(sizes))
+            results, written = run_benchmark(sizes, args.out, progress, fsync=args.fsync == "on")
         progress.finish()
     sys.stdout.write(report.markdown(results))
     for path in written:

@@ -216,12 +216,6 @@ class _Invalid(Exception):
     """Internal: why a payload is not a valid event."""
 
 
-# msgspec decodes JSON about 4x faster than the json module and keeps integers of
-# any size exact (orjson turns those past 64 bits into floats). It rejects a few
-# texts json.loads accepts (NaN, Infinity, lone surrogates): those take the slow path.
-_decode = msgspec.json.Decoder().decode
-
-
 def parse_event(channel: str, payload: str) -> ParsedEvent:
     """Parse one notification; never raises.
 
@@ -230,7 +224,138 @@ def parse_event(channel: str, payload: str) -> ParsedEvent:
     lacks a required field.
     """
     try:
-        data = _decode(payload)
+        wire = _decode_wire(payload)
+    except ValueError:  # msgspec's DecodeError and ValidationError
+        return _parse_slowly(channel, payload)
+    event = wire.event(channel, payload)
+    return _parse_slowly(channel, payload) if event is None else event
+
+
+# The fast path: msgspec decodes and type-checks the payload straight into a wire
+# struct (about 5x faster than json.loads into a dict), keeping integers of any
+# size exact. Anything it refuses takes the slow path below, which decides (json
+# also reads NaN or lone surrogates) and names the problem. The wire structs
+# follow the slow path's rules exactly: a unit test holds the two paths equal.
+
+
+class _WireQueueCreated(msgspec.Struct, tag_field="event_type", tag=QUEUE_CREATED, gc=False):
+    queue_name: str
+    namespace: str
+    created_at: str
+    metadata: dict[str, str] | None = None
+
+    def event(self, channel: str, raw: str) -> QueueCreatedEvent | None:
+        created_at = _aware(self.created_at)
+        if created_at is None:
+            return None
+        metadata = _EMPTY if self.metadata is None else MappingProxyType(self.metadata)
+        return QueueCreatedEvent(self.queue_name, self.namespace, created_at, metadata, channel, raw)
+
+
+class _WireMessageWithPayload(msgspec.Struct, tag_field="event_type", tag=MESSAGE_WITH_PAYLOAD, gc=False):
+    msg_id: int
+    queue_name: str
+    namespace: str
+    message: Any  # required, and may be null
+    ready_at: str
+    headers: Any = None
+    delay_seconds: int | None = None
+    metadata: dict[str, str] | None = None
+
+    def event(self, channel: str, raw: str) -> MessageWithPayloadEvent | None:
+        ready_at = _aware(self.ready_at)
+        if ready_at is None:
+            return None
+        return MessageWithPayloadEvent(
+            msg_id=self.msg_id,
+            queue_name=self.queue_name,
+            namespace=self.namespace,
+            message=self.message,
+            ready_at=ready_at,
+            headers=self.headers,
+            delay_seconds=self.delay_seconds or 0,
+            metadata=_EMPTY if self.metadata is None else MappingProxyType(self.metadata),
+            channel=channel,
+            raw=raw,
+        )
+
+
+class _WireMessageReady(msgspec.Struct, tag_field="event_type", tag=MESSAGE_READY, gc=False):
+    msg_id: int
+    queue_name: str
+    namespace: str
+    ready_at: str
+    delay_seconds: int | None = None
+    visibility_timeout_seconds: int | None = None
+    coalesced: bool = False
+    metadata: dict[str, str] | None = None
+
+    def event(self, channel: str, raw: str) -> MessageReadyEvent | None:
+        ready_at = _aware(self.ready_at)
+        if ready_at is None:
+            return None
+        return MessageReadyEvent(
+            msg_id=self.msg_id,
+            queue_name=self.queue_name,
+            namespace=self.namespace,
+            ready_at=ready_at,
+            delay_seconds=self.delay_seconds or 0,
+            visibility_timeout_seconds=self.visibility_timeout_seconds,
+            coalesced=self.coalesced,
+            metadata=_EMPTY if self.metadata is None else MappingProxyType(self.metadata),
+            channel=channel,
+            raw=raw,
+        )
+
+
+class _WireBatchReady(msgspec.Struct, tag_field="event_type", tag=BATCH_READY, gc=False):
+    msg_ids: tuple[int, ...]
+    queue_name: str
+    namespace: str
+    message_count: int
+    ready_at: str
+    delay_seconds: int | None = None
+    coalesced: bool = False
+    metadata: dict[str, str] | None = None
+
+    def event(self, channel: str, raw: str) -> BatchReadyEvent | None:
+        ready_at = _aware(self.ready_at)
+        if ready_at is None:
+            return None
+        return BatchReadyEvent(
+            msg_ids=self.msg_ids,
+            queue_name=self.queue_name,
+            namespace=self.namespace,
+            message_count=self.message_count,
+            ready_at=ready_at,
+            delay_seconds=self.delay_seconds or 0,
+            coalesced=self.coalesced,
+            metadata=_EMPTY if self.metadata is None else MappingProxyType(self.metadata),
+            channel=channel,
+            raw=raw,
+        )
+
+
+_decode_wire = msgspec.json.Decoder(
+    _WireQueueCreated | _WireMessageWithPayload | _WireMessageReady | _WireBatchReady
+).decode
+# Decodes any JSON to Python values, like json.loads but faster; integers stay exact.
+_decode_any = msgspec.json.Decoder().decode
+
+
+def _aware(text: str) -> datetime | None:
+    """``text`` as a datetime with a time zone, or None (the slow path then says why)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return None if value.tzinfo is None else value
+
+
+def _parse_slowly(channel: str, payload: str) -> ParsedEvent:
+    """Decode into a dict and check field by field, naming the first problem found."""
+    try:
+        data = _decode_any(payload)
     except ValueError:
         try:
             data = json.loads(payload)
@@ -256,8 +381,7 @@ def _kind_problem(data: dict[str, Any]) -> str:
     return f"unknown event_type {kind!r}; expected one of {', '.join(EVENT_TYPES)}"
 
 
-# One builder per event type. Each reads a field with a fast type check and calls
-# the helper that names the problem only when that check fails.
+# The slow path's builders, one per event type: each field checked in turn.
 
 
 def _queue_created(data: dict[str, Any], channel: str, raw: str) -> QueueCreatedEvent:

@@ -74,4 +74,4 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
         s["announced"] == s["inserted"] for s in data["producers"]["summary"] if s["variant"] in ("trigger", "wrapper")
     )
     assert all(s["missing"] == 0 for s in data["latency"]["summary"] if s["must_receive_all"])
-    assert len(data["targets"]) == 9
+    assert len(data["targets"]) == 13
