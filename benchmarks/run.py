@@ -25,8 +25,12 @@ from benchmarks.common import Progress as ProgressProtocol
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
-def total_steps(sizes: Sizes) -> int:
+def total_steps(sizes: Sizes, only: str | None = None) -> int:
     """Every step the progress bar counts."""
+    if only == "consumers":
+        return 1 + consumers.run_count(sizes)
+    if only == "runtime":
+        return 1 + len(runtime_bench.PAYLOADS) + runtime_bench.drain_count(sizes)
     return (
         1
         + len(runtime_bench.PAYLOADS)
@@ -35,11 +39,6 @@ def total_steps(sizes: Sizes) -> int:
         + consumers.run_count(sizes)
         + runtime_bench.drain_count(sizes)
     )
-
-
-def runtime_steps(sizes: Sizes) -> int:
-    """The steps of ``--only runtime``."""
-    return 1 + len(runtime_bench.PAYLOADS) + runtime_bench.drain_count(sizes)
 
 
 def run_runtime(
@@ -65,21 +64,22 @@ def run_runtime(
 
 
 def run_benchmark(
-    sizes: Sizes, out: Path, progress: ProgressProtocol, fsync: bool = True
+    sizes: Sizes, out: Path, progress: ProgressProtocol, fsync: bool = True, only: str | None = None
 ) -> tuple[report.Results, list[Path]]:
-    """Measure everything, write the report files into ``out``; returns the results and the files written."""
+    """Measure everything (or ``only="consumers"``), write the report files into ``out``; returns them."""
     started = time.monotonic()
-    parse = runtime_bench.parse_throughput(sizes, progress)
+    everything = only is None
+    parse = runtime_bench.parse_throughput(sizes, progress) if everything else []
     progress.step("starting PostgreSQL and installing PGMQ and the variants")
     with server.started(fsync=fsync) as bench:
         machine = server.machine_info(bench)
-        cells = producers.run(bench, sizes, progress)
+        cells = producers.run(bench, sizes, progress) if everything else []
         producer_summary = producers.summarize(cells)
-        latency_runs = latency.run(bench, sizes, progress)
+        latency_runs = latency.run(bench, sizes, progress) if everything else []
         latency_summary = latency.summarize(latency_runs)
         consumer_runs = consumers.run(bench, sizes, progress)
         consumer_summary = consumers.summarize(consumer_runs)
-        drains = runtime_bench.drain_rate(bench, sizes, progress)
+        drains = runtime_bench.drain_rate(bench, sizes, progress) if everything else []
         drain_summary = runtime_bench.summarize_drain(drains)
     results = report.Results(
         machine=machine,
@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("runtime",),
-        help="measure one section: 'runtime' (parse_event and listener drain, about 1 min), "
-        "written to runtime.md and runtime.json",
+        choices=("consumers", "runtime"),
+        help="measure one section only (its tables; the other sections stay empty); 'runtime' (parse_event and "
+        "listener drain, about 1 min) writes runtime.md and runtime.json instead of latest.*",
     )
     args = parser.parse_args(argv)
     sizes = PRESETS["tiny"] if args.tiny else PRESETS["quick"] if args.quick else FULL
@@ -168,12 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
+        progress = RichProgress(bar, total_steps(sizes, args.only))
         if args.only == "runtime":
-            progress = RichProgress(bar, runtime_steps(sizes))
             results, written = run_runtime(sizes, args.out, progress, fsync=args.fsync == "on")
         else:
-            progress = RichProgress(bar, total_steps(sizes))
-            results, written = run_benchmark(sizes, args.out, progress, fsync=args.fsync == "on")
+            results, written = run_benchmark(sizes, args.out, progress, fsync=args.fsync == "on", only=args.only)
         progress.finish()
     sys.stdout.write(report.markdown(results))
     for path in written:

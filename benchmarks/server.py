@@ -23,8 +23,8 @@ from psycopg.conninfo import make_conninfo
 
 from benchmarks.common import QUEUE
 from pgmq_codegen import render
-from pgmq_codegen.local_postgres import LocalPostgres
-from pgmq_codegen.pgmq_install import install_pgmq
+from pgmq_codegen.throwaway_postgres import LocalPostgres
+from pgmq_codegen.vendored_pgmq import install_pgmq
 from pgmq_runtime.config import PgmqNotifyConfig
 
 TEMPLATE = "bench_template"

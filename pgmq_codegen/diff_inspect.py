@@ -28,6 +28,7 @@ from psycopg import sql
 from pgmq_codegen import objects
 from pgmq_codegen.errors import DatabaseError
 from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.errors import describe_error
 
 DEFAULT_LOCK_TIMEOUT_MS = 5000
 DEFAULT_CONNECT_TIMEOUT_S = 10
@@ -150,36 +151,30 @@ def read_state(
         except psycopg.errors.LockNotAvailable as exc:
             raise DatabaseError(
                 f"{database}: gave up after waiting {lock_timeout_ms} ms for a lock "
-                f"(a migration or pgmq.create may be running; retry): {one_line(exc)}"
+                f"(a migration or pgmq.create may be running; retry): {describe_error(exc)}"
             ) from exc
         except psycopg.errors.InsufficientPrivilege as exc:
             raise DatabaseError(
-                f"{database}: permission denied ({one_line(exc)}); diff needs to read pgmq.meta "
+                f"{database}: permission denied ({describe_error(exc)}); diff needs to read pgmq.meta "
                 "and the catalogue, and the TEMPORARY privilege on the database"
             ) from exc
         except psycopg.Error as exc:
-            raise DatabaseError(f"{database}: reading the installed objects failed: {one_line(exc)}") from exc
+            raise DatabaseError(f"{database}: reading the installed objects failed: {describe_error(exc)}") from exc
     return DatabaseState(database, schema, functions, expected, triggers, queues, sequences)
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (libpq's messages span several)."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 def _connect(dsn: str, connect_timeout_s: int) -> psycopg.Connection[tuple[object, ...]]:
     try:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.Error as exc:
-        raise DatabaseError(f"invalid DSN: {one_line(exc)}") from exc
+        raise DatabaseError(f"invalid DSN: {describe_error(exc)}") from exc
     extra: dict[str, object] = {"application_name": "pgmq-codegen diff"}
     if "connect_timeout" not in params:
         extra["connect_timeout"] = connect_timeout_s
     try:
         return psycopg.connect(dsn, autocommit=True, **extra)  # type: ignore[arg-type]
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot connect to the database: {one_line(exc)}") from exc
+        raise DatabaseError(f"cannot connect to the database: {describe_error(exc)}") from exc
 
 
 def _describe(conn: psycopg.Connection[tuple[object, ...]]) -> str:

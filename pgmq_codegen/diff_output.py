@@ -1,8 +1,7 @@
 """Terminal output of ``pgmq-codegen diff``: a Rich table, JSON or repair SQL.
 
-The CLI calls :func:`emit` with a report and :func:`print_error` with an
-error; everything printed here is plain text wrapped in Rich objects, never
-markup, so names such as ``bigint[]`` print as they are.
+The CLI calls :func:`emit` with a report; everything printed here is plain
+text wrapped in Rich objects, never markup, so names such as ``bigint[]`` print as they are.
 """
 
 from __future__ import annotations
@@ -87,21 +86,3 @@ def emit(report: DiffReport, *, out: Console, err: Console, as_json: bool, with_
         out.file.flush()
     else:
         print_report(report, out)
-
-
-def error_line(exc: BaseException) -> str:
-    """An error's message on one line (config errors list their problems with '; ')."""
-    lines = [line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    head, rest = lines[0], lines[1:]
-    if rest:
-        return f"{head.rstrip(':')}: {'; '.join(rest)}"
-    return head
-
-
-def print_error(exc: BaseException, err: Console) -> None:
-    """``error: <cause>`` on one line of ``err``."""
-    text = Text("error: ", style="bold red")
-    text.append(error_line(exc))
-    err.print(text, soft_wrap=True)

@@ -1,28 +1,26 @@
 """Access to the shipped templates through importlib.resources.
 
-In a wheel the top-level ``templates/`` folder is packaged as
-``pgmq_codegen/templates``; in a source checkout it sits beside the package.
+The top-level ``templates/`` folder is reached through the symlink
+``pgmq_codegen/templates``: the wheel ships it as package data at that same
+place, so a source checkout, an editable install and an installed wheel all
+find the templates one way.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from importlib.resources.abc import Traversable
-from pathlib import Path
 
 
 def templates_root() -> Traversable:
-    """The folder that holds ``sql/`` and ``formats/`` templates."""
-    packaged = resources.files("pgmq_codegen").joinpath("templates")
-    if packaged.is_dir():
-        return packaged
-    checkout = Path(__file__).resolve().parent.parent / "templates"
-    if checkout.is_dir():
-        return checkout
-    raise FileNotFoundError(
-        "pgmq-codegen's templates are missing: the package was installed without "
-        "package data; reinstall it (pip install --force-reinstall pgmq-codegen)"
-    )
+    """The folder that holds ``sql/``, ``formats/`` and ``config/`` templates."""
+    root = resources.files("pgmq_codegen").joinpath("templates")
+    if not root.is_dir():
+        raise FileNotFoundError(
+            "pgmq-codegen's templates are missing: the package was installed without "
+            "package data; reinstall it (pip install --force-reinstall pgmq-codegen)"
+        )
+    return root
 
 
 def read_template(name: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgmq_runtime.config import MigrationConfig, PgmqNotifyConfig, load_config
-from pgmq_runtime.consumer import ClaimedMessage, ConsumerStats, PgmqConsumer
+from pgmq_runtime.consumer import ClaimedMessage, PgmqConsumer
 from pgmq_runtime.errors import (
     ChannelNameError,
     ConfigError,
@@ -26,6 +26,8 @@ from pgmq_runtime.events import (
     parse_event,
 )
 from pgmq_runtime.listener import EventSource, ListenerStats, PgmqNotifyListener, SelfCheckResult
+from pgmq_runtime.retries import RetryPolicy
+from pgmq_runtime.stats import ConsumerStats
 
 __all__ = [
     "BatchReadyEvent",
@@ -52,6 +54,7 @@ __all__ = [
     "PgmqNotifyError",
     "PgmqNotifyListener",
     "QueueCreatedEvent",
+    "RetryPolicy",
     "SelfCheckResult",
     "load_config",
     "parse_event",

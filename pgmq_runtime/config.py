@@ -97,7 +97,14 @@ class PgmqNotifyConfig:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([ConfigProblem("(file)", f"not valid TOML: {exc}")], source) from exc
+            reason = f"not valid TOML: {exc}"
+            if "escape" in str(exc).lower():
+                # "\w" in a double-quoted TOML string is an invalid escape; literal strings keep it.
+                reason += (
+                    "; write regex patterns in single quotes, which TOML keeps as written: "
+                    "queue_naming_pattern = '(?P<namespace>\\w+)_queue'"
+                )
+            raise ConfigError([ConfigProblem("(file)", reason)], source) from exc
         return cls.from_mapping(data, source)
 
     @classmethod

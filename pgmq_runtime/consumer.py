@@ -15,7 +15,11 @@ before it is deleted or archived is delivered again.
 Claims are made on demand, one batch at a time, when the caller asks for the
 next message: a burst never claims more than ``batch_size`` messages ahead of
 the caller, and ids announced faster than they are consumed are forgotten in
-favour of a catch-up read once ``max_pending`` is reached.
+favour of a catch-up read once ``max_pending`` is reached. Acknowledgements
+(``delete``/``archive``) go through :mod:`pgmq_runtime.acks` in batches, on a
+connection of their own; :meth:`PgmqConsumer.run` runs a handler concurrently
+(:mod:`pgmq_runtime.worker`). With ``fifo=True`` every claim is a
+``pgmq.read_grouped_head``: at most one message per ``x-pgmq-group`` in flight.
 """
 
 from __future__ import annotations
@@ -26,17 +30,18 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import sql
 
+from pgmq_runtime.acks import AckBatcher, ControlSession
 from pgmq_runtime.config import PgmqNotifyConfig
-from pgmq_runtime.errors import ConsumerError
+from pgmq_runtime.errors import ConsumerError, describe_error
 from pgmq_runtime.events import (
     InvalidEvent,
     JsonValue,
@@ -48,12 +53,18 @@ from pgmq_runtime.events import (
 )
 from pgmq_runtime.listener import PgmqNotifyListener, backoff_delay, connect_kwargs
 from pgmq_runtime.rechecks import RecheckSchedule
+from pgmq_runtime.stats import ConsumerStats, Counters
+
+if TYPE_CHECKING:
+    from pgmq_runtime.retries import RetryPolicy
 
 APPLICATION_NAME = "pgmq-runtime-consumer"
 _Query = str | sql.SQL | sql.Composed
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
 # Claim a delayed message this long after its visibility time, against clock jitter.
 _DELAY_MARGIN = 0.05
+_SET_VT_NOW = "SELECT msg_id FROM pgmq.set_vt(%s::text, %s::bigint[], 0)"
+_COLUMNS = "msg_id, read_ct, enqueued_at, vt, message, headers"
 
 
 class MessageActions(Protocol):
@@ -92,18 +103,13 @@ class ClaimedMessage:
         return await self.actions.extend(self.queue_name, self.msg_id, seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumerStats:
-    """A snapshot of a consumer's counters."""
+@dataclass(slots=True)
+class InFlight:
+    """A message a worker's handler holds: until when it is claimed, and whether it was settled by hand."""
 
-    claimed_from_events: int
-    claimed_by_catch_up: int
-    catch_up_reads: int
-    gaps: int
-    reconnects: int
-    # Re-reads made after coalesced events (coalesce_ms), and the messages they found.
-    rechecks: int = 0
-    claimed_by_recheck: int = 0
+    message: ClaimedMessage
+    vt: datetime
+    settled: bool = False
 
 
 class PgmqConsumer:
@@ -120,7 +126,15 @@ class PgmqConsumer:
     caller); ``poll_interval`` seconds between catch-up reads (10, or 1 in
     poll-only mode); ``max_pending`` announced ids remembered before they are
     forgotten in favour of a catch-up read; ``reconnect_timeout`` seconds that
-    ``delete``/``archive``/``extend`` wait for a lost connection to come back.
+    ``delete``/``archive``/``extend`` wait for a lost connection to come back;
+    ``fifo`` claims through ``pgmq.read_grouped_head`` (PGMQ 1.12+), so that at
+    most one message of each ``x-pgmq-group`` header value is in flight and
+    each group is handled in send order (messages without the header form one
+    group); claims run with ``synchronous_commit = off`` (a claim lost in a
+    server crash only makes its message visible again, which at-least-once
+    delivery allows) unless ``durable_claims``, while acknowledgements always
+    wait for the disk. :meth:`stop` ends iteration and :meth:`run`; :meth:`close` hands
+    messages claimed but not yet yielded back at once.
     """
 
     def __init__(
@@ -135,6 +149,8 @@ class PgmqConsumer:
         poll_only: bool = False,
         max_pending: int = 10_000,
         reconnect_timeout: float = 60.0,
+        fifo: bool = False,
+        durable_claims: bool = False,
     ) -> None:
         names = [queues] if isinstance(queues, str) else list(queues)
         if not names:
@@ -158,6 +174,17 @@ class PgmqConsumer:
         self.poll_interval = poll_interval or (1.0 if poll_only else 10.0)
         self.max_pending = max_pending
         self.reconnect_timeout = reconnect_timeout
+        self.fifo = fifo
+        self.durable_claims = durable_claims
+        self.counters = Counters()
+        self._acks = AckBatcher(
+            ControlSession(self._open_control, self._explain, reconnect_timeout), self.counters, on_commit=self._acked
+        )
+        self._stopping = False
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Messages a worker's handlers hold, by (queue name, msg_id).
+        self.in_flight: dict[tuple[str, int], InFlight] = {}
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._reconnecting = asyncio.Lock()
         self._clock_offset = 0.0
@@ -194,10 +221,11 @@ class PgmqConsumer:
         """Connect, LISTEN on the queues' namespace channels and schedule a catch-up."""
         if self._started:
             return
+        self._loop = asyncio.get_running_loop()
         try:
             self._conn = await self._open()
         except _CONNECTION_ERRORS as exc:
-            raise ConsumerError(f"cannot connect the consumer: {exc}") from exc
+            raise ConsumerError(f"cannot connect the consumer: {describe_error(exc)}") from exc
         if self._listener is not None:
             try:
                 await self._listener.connect()
@@ -213,8 +241,14 @@ class PgmqConsumer:
         self._started = True
 
     async def close(self) -> None:
-        """Close the connection (and the listener, if the consumer made it)."""
+        """Hand back unyielded messages, flush acknowledgements, close the connections (and own listener)."""
+        if self._closed:
+            return
         self._closed = True
+        with contextlib.suppress(ConsumerError):
+            await self.release(self.take_unstarted())
+        await self._acks.close()
+        await self._acks.session.close()
         if self._listener is not None and self._owns_listener:
             await self._listener.close()
         conn, self._conn = self._conn, None
@@ -225,6 +259,7 @@ class PgmqConsumer:
     @property
     def stats(self) -> ConsumerStats:
         """Counters: messages claimed from events and by catch-up, catch-up reads, gaps, re-checks."""
+        c = self.counters
         return ConsumerStats(
             self._from_events,
             self._from_catch_up,
@@ -233,6 +268,17 @@ class PgmqConsumer:
             self._reconnects,
             self._recheck_reads,
             self._from_rechecks,
+            deleted=c.deleted,
+            archived=c.archived,
+            ack_batches=c.ack_batches,
+            handled=c.handled,
+            failed=c.failed,
+            handler_seconds=c.handler_seconds,
+            handler_seconds_max=c.handler_seconds_max,
+            retries=c.retries,
+            dead_lettered=c.dead_lettered,
+            heartbeats=c.heartbeats,
+            handed_back=c.handed_back,
         )
 
     @property
@@ -246,16 +292,147 @@ class PgmqConsumer:
         return self
 
     async def __anext__(self) -> ClaimedMessage:
-        if self._closed:
+        if not await self._await_ready(self.batch_size):
             raise StopAsyncIteration
+        return self._ready.popleft()
+
+    async def claim(self, limit: int) -> list[ClaimedMessage]:
+        """Wait for messages and return up to ``limit`` of them, claiming no more than ``limit`` ahead.
+
+        Returns an empty list once :meth:`stop` or :meth:`close` was called.
+        """
+        if not await self._await_ready(limit):
+            return []
+        return [self._ready.popleft() for _ in range(min(limit, len(self._ready)))]
+
+    # -- stopping and the worker's hooks -------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming: iteration and :meth:`run` end. A plain call, safe from a handler, thread or signal."""
+        self._stopping = True
+        self._poke()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping
+
+    async def run(
+        self,
+        handler: Callable[[ClaimedMessage], Awaitable[object]] | Callable[[ClaimedMessage], object],
+        *,
+        concurrency: int = 1,
+        retry: RetryPolicy | None = None,
+        archive: bool = False,
+        grace_period: float = 30.0,
+        handle_signals: bool = True,
+    ) -> ConsumerStats:
+        """Run ``handler`` on every message, ``concurrency`` at a time, until :meth:`stop`, SIGINT or SIGTERM.
+
+        A handler that returns acknowledges its message (delete, or archive with
+        ``archive=True``); one that raises has it retried per ``retry``. See
+        :func:`pgmq_runtime.worker.run`. Returns the final stats.
+        """
+        from pgmq_runtime import worker
+
+        await worker.run(
+            self,
+            handler,
+            concurrency=concurrency,
+            retry=retry,
+            archive=archive,
+            grace_period=grace_period,
+            handle_signals=handle_signals,
+        )
+        return self.stats
+
+    def wake(self, queue_name: str | None = None) -> None:
+        """Re-read ``queue_name`` (all queues if None) at the next claim."""
+        if queue_name is None:
+            self._catch_up = set(self.queues)
+        elif (key := queue_name.lower()) in self.queues:
+            self._catch_up.add(key)
+        self._poke()
+
+    def schedule(self, queue_name: str, msg_id: int, delay: float) -> None:
+        """Claim message ``msg_id`` once it is visible again, in ``delay`` seconds (after a retry)."""
+        due = time.monotonic() + delay + _DELAY_MARGIN
+        heapq.heappush(self._delayed, (due, msg_id, queue_name.lower(), False))
+        self._poke()
+
+    def server_seconds_until(self, moment: datetime) -> float:
+        """Seconds from now until ``moment`` on the server's clock (negative if past)."""
+        return (moment - self._server_now()).total_seconds()
+
+    @property
+    def session(self) -> ControlSession:
+        """The connection acknowledgements, retries, heartbeats and hand-backs go through."""
+        return self._acks.session
+
+    @property
+    def acks(self) -> AckBatcher:
+        """The acknowledgement batcher."""
+        return self._acks
+
+    async def release(self, messages: Sequence[ClaimedMessage]) -> int:
+        """Make ``messages`` visible again at once (a claim not worked on); returns how many were."""
+        by_queue: dict[str, list[int]] = {}
+        for m in messages:
+            by_queue.setdefault(m.queue_name, []).append(m.msg_id)
+        if not by_queue:
+            return 0
+        results = await self._acks.session.run([(_SET_VT_NOW, (q, ids)) for q, ids in by_queue.items()])
+        count = sum(len(rows) for rows in results)
+        self.counters.handed_back += count
+        return count
+
+    def nudge(self) -> None:
+        """Wake whoever waits in :meth:`claim` or :meth:`wait_for_wakeup` (the worker: a slot is free)."""
+        self._poke()
+
+    async def wait_for_wakeup(self) -> None:
+        """Return once :meth:`stop`, :meth:`wake`, :meth:`nudge` or :meth:`schedule` was called."""
+        await self._wakeup.wait()
+        self._wakeup.clear()
+
+    def take_unstarted(self) -> list[ClaimedMessage]:
+        """Remove and return the messages claimed but not yet handed out."""
+        unstarted = list(self._ready)
+        self._ready.clear()
+        return unstarted
+
+    def _poke(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wakeup.set()
+        else:
+            loop.call_soon_threadsafe(self._wakeup.set)
+
+    def _acked(self, queue_name: str) -> None:
+        if self.fifo:
+            # The group's next message may be its head now.
+            self.wake(queue_name)
+
+    # -- claiming loop -------------------------------------------------------
+
+    async def _await_ready(self, limit: int) -> bool:
+        """Claim until ``_ready`` holds a message (True) or the consumer stops (False)."""
+        if self._closed or self._stopping:
+            return False
         await self.start()
-        while not self._closed:
+        while not self._closed and not self._stopping:
             if self._ready:
-                return self._ready.popleft()
+                return True
             await self._absorb_buffered()
             self._promote_due()
             try:
-                if await self._fill():
+                if await self._fill(limit):
                     continue
             except _CONNECTION_ERRORS:
                 if self._closed:
@@ -266,7 +443,7 @@ class PgmqConsumer:
                 self._catch_up = set(self.queues)
                 continue
             await self._wait()
-        raise StopAsyncIteration
+        return False
 
     async def _absorb_buffered(self) -> None:
         if self._listener is None:
@@ -290,10 +467,27 @@ class PgmqConsumer:
         recheck = self._rechecks.wait(now)
         if recheck is not None:
             timeout = min(timeout, recheck)
-        if self._listener is None:
-            await asyncio.sleep(timeout)
+        if self._wakeup.is_set():
+            self._wakeup.clear()
             return
-        item = await self._listener.next_event(timeout=timeout)
+        if self._listener is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            self._wakeup.clear()
+            return
+        # Wait for an event, or for stop()/wake(); cancelling next_event() loses no item.
+        waiting = asyncio.ensure_future(self._listener.next_event(timeout=timeout))
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({waiting, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            if not waiting.done():
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+        self._wakeup.clear()
+        item = waiting.result() if not waiting.cancelled() else None
         if item is not None:
             self._handle(item)
 
@@ -310,6 +504,10 @@ class PgmqConsumer:
     def _note_event(self, event: MessageEvent) -> None:
         key = event.queue_name.lower()
         if key not in self.queues:
+            return
+        if self.fifo:
+            # Claiming by id would ignore the groups: read the queue (grouped) instead.
+            self._catch_up.add(key)
             return
         coalesced = not isinstance(event, MessageWithPayloadEvent) and event.coalesced
         if coalesced:
@@ -355,11 +553,16 @@ class PgmqConsumer:
 
     # -- claiming ----------------------------------------------------------
 
-    async def _fill(self) -> bool:
-        """Claim one batch: announced ids first, else a catch-up read. False if idle."""
+    async def _fill(self, limit: int) -> bool:
+        """Claim one batch of at most ``limit``: announced ids first, else a catch-up read. False if idle."""
+        size = max(min(limit, self.batch_size), 1)
         for key, pending in self._pending.items():
-            if pending:
-                ids = list(itertools.islice(pending, self.batch_size))
+            if pending and self.fifo:
+                # Due retries and delayed ids in FIFO mode: a grouped read finds them.
+                pending.clear()
+                self._catch_up.add(key)
+            elif pending:
+                ids = list(itertools.islice(pending, size))
                 for msg_id in ids:
                     del pending[msg_id]
                 got = await self._claim_ids(key, ids)
@@ -368,12 +571,14 @@ class PgmqConsumer:
                 return True
         if self._catch_up:
             key = min(self._catch_up)
+            read = "read_grouped_head" if self.fifo else "read"
             rows = await self._rows(
-                "SELECT msg_id, read_ct, enqueued_at, vt, message, headers "
-                "FROM pgmq.read(%s::text, %s::integer, %s::integer)",
-                (self.queues[key], self.visibility_timeout, self.batch_size),
+                f"SELECT {_COLUMNS} FROM pgmq.{read}(%s::text, %s::integer, %s::integer)",
+                (self.queues[key], self.visibility_timeout, size),
             )
-            if len(rows) < self.batch_size:
+            # Fewer rows than asked for may only mean that other consumers hold the rest
+            # (SKIP LOCKED): the queue is caught up once a read finds nothing.
+            if not rows:
                 self._catch_up.discard(key)
             if key in self._rechecking:
                 self._rechecking.discard(key)
@@ -419,12 +624,19 @@ class PgmqConsumer:
     # -- message actions (MessageActions) ---------------------------------
 
     async def delete(self, queue_name: str, msg_id: int) -> bool:
-        """Delete a message by id with ``pgmq.delete``."""
-        return bool(await self._scalar("SELECT pgmq.delete(%s::text, %s::bigint)", (queue_name, msg_id)))
+        """Delete a message by id (``pgmq.delete``, batched with other acknowledgements); True once committed."""
+        self._settle(queue_name, msg_id)
+        return await self._acks.delete(queue_name, msg_id)
 
     async def archive(self, queue_name: str, msg_id: int) -> bool:
-        """Archive a message by id with ``pgmq.archive``."""
-        return bool(await self._scalar("SELECT pgmq.archive(%s::text, %s::bigint)", (queue_name, msg_id)))
+        """Archive a message by id (``pgmq.archive``, batched with other acknowledgements); True once committed."""
+        self._settle(queue_name, msg_id)
+        return await self._acks.archive(queue_name, msg_id)
+
+    def _settle(self, queue_name: str, msg_id: int) -> None:
+        hold = self.in_flight.get((queue_name, msg_id))
+        if hold is not None:
+            hold.settled = True
 
     async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None:
         """Push a message's visibility timeout ``seconds`` further out."""
@@ -432,7 +644,12 @@ class PgmqConsumer:
             sql.Identifier(self.config.schema, "extend_vt_v1")
         )
         value = await self._scalar(query, (queue_name, msg_id, seconds))
-        return value if isinstance(value, datetime) else None
+        if not isinstance(value, datetime):
+            return None
+        hold = self.in_flight.get((queue_name, msg_id))
+        if hold is not None:
+            hold.vt = max(hold.vt, value)
+        return value
 
     async def _scalar(self, query: _Query, params: tuple[Any, ...]) -> Any:
         # Delete, archive and extend are safe to repeat: retry once after a reconnect.
@@ -470,6 +687,13 @@ class PgmqConsumer:
         return text
 
     async def _open(self) -> psycopg.AsyncConnection[Any]:
+        conn = await self._open_control()
+        if not self.durable_claims:
+            # A claim lost in a crash only makes its message visible again: no need to wait for the disk.
+            await conn.execute("SET synchronous_commit = off")
+        return conn
+
+    async def _open_control(self) -> psycopg.AsyncConnection[Any]:
         kwargs = connect_kwargs(self.dsn, APPLICATION_NAME, 10.0)
         # No server-side prepared statements: they break behind transaction poolers.
         kwargs["prepare_threshold"] = None
@@ -507,7 +731,12 @@ class PgmqConsumer:
 
 async def queues_in_namespace(dsn: str, config: PgmqNotifyConfig, namespace: str) -> list[str]:
     """The existing queues whose name maps to ``namespace`` under ``config``'s pattern."""
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        cursor = await conn.execute("SELECT queue_name FROM pgmq.meta ORDER BY queue_name")
-        names = [str(row[0]) for row in await cursor.fetchall()]
+    try:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            cursor = await conn.execute("SELECT queue_name FROM pgmq.meta ORDER BY queue_name")
+            names = [str(row[0]) for row in await cursor.fetchall()]
+    except psycopg.errors.UndefinedTable as exc:
+        raise ConsumerError("PGMQ is not installed in this database (no table pgmq.meta)") from exc
+    except (*_CONNECTION_ERRORS, psycopg.Error) as exc:
+        raise ConsumerError(f"cannot list the queues: {describe_error(exc)}") from exc
     return [name for name in names if config.extract_namespace(name) == namespace]

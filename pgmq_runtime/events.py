@@ -26,8 +26,6 @@ from typing import Any, Final, TypeAlias
 
 import msgspec
 
-from pgmq_runtime.config import PgmqNotifyConfig
-
 QUEUE_CREATED: Final = "queue_created"
 MESSAGE_READY: Final = "message_ready"
 MESSAGE_WITH_PAYLOAD: Final = "message_with_payload"
@@ -515,10 +513,3 @@ def _metadata(data: Mapping[str, Any]) -> Mapping[str, str]:
             raise _Invalid("field 'metadata' must be an object of strings")
     # The decoded dict belongs to this call alone: wrapping it without a copy is safe.
     return MappingProxyType(value)
-
-
-def message_channels(config: PgmqNotifyConfig, event: PgmqEvent) -> list[str]:
-    """The channels ``config``'s SQL sends ``event`` on (handy for fakes and tests)."""
-    if isinstance(event, QueueCreatedEvent):
-        return [config.queue_created_channel()]
-    return config.channels_for_queue(event.queue_name)

@@ -20,8 +20,8 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from pgmq_codegen import render
-from pgmq_codegen.local_postgres import LocalPostgres
-from pgmq_codegen.pgmq_install import install_pgmq
+from pgmq_codegen.throwaway_postgres import LocalPostgres
+from pgmq_codegen.vendored_pgmq import install_pgmq
 from pgmq_runtime.config import PgmqNotifyConfig
 
 TEMPLATE_DB = "pgmq_template"

@@ -2,7 +2,7 @@
 
 A writer turns rendered SQL into the files one migration tool expects. It is
 pure: it reads the target folder to order its files after the ones already
-there, and returns the files to write; ``generate.py`` does the writing.
+there, and returns the files to write; ``generate_migration.py`` does the writing.
 """
 
 from __future__ import annotations

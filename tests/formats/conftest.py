@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from pgmq_codegen import commands
+from pgmq_codegen import generate_migration
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests.conftest import Subscriber
 
@@ -141,8 +141,11 @@ def cli_generate(fmt: str, output_dir: Path | None, cwd: Path, *extra: str) -> l
 def generate(
     fmt: str, output_dir: Path, now: datetime | None = None, config: PgmqNotifyConfig | None = None
 ) -> list[Path]:
-    """``commands.generate_migration`` with the default config."""
-    result = commands.generate_migration(config or PgmqNotifyConfig(), fmt, output_dir, now=now)
+    """``generate_migration.generate_migration`` with the default config.
+
+    ``force``: these tests generate the same config again on purpose, to check ordering.
+    """
+    result = generate_migration.generate_migration(config or PgmqNotifyConfig(), fmt, output_dir, now=now, force=True)
     assert result.format == fmt
     return result.files
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.engine import default
 
-from pgmq_codegen import commands, formats, render
+from pgmq_codegen import formats, generate_migration, render
 from pgmq_codegen.errors import MigrationLayoutError
 from pgmq_codegen.formats import alembic as alembic_format
 from pgmq_codegen.formats.base import NO_ROLLBACK_STATEMENT, next_version
@@ -37,7 +37,8 @@ def version_of(path: Path) -> int:
 
 
 def gen(fmt: str, folder: Path, now: datetime = NOW, config: PgmqNotifyConfig | None = None) -> list[Path]:
-    return commands.generate_migration(config or PgmqNotifyConfig(), fmt, folder, now=now).files
+    # force: generating the same config again is how these tests check ordering.
+    return generate_migration.generate_migration(config or PgmqNotifyConfig(), fmt, folder, now=now, force=True).files
 
 
 def test_every_format_is_discovered():

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import consumers, latency, producers, runtime_bench, server
 from benchmarks.common import TINY
-from pgmq_codegen.local_postgres import LocalPostgresError, find_bindir
+from pgmq_codegen.throwaway_postgres import LocalPostgresError, find_bindir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,4 +74,4 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
         s["announced"] == s["inserted"] for s in data["producers"]["summary"] if s["variant"] in ("trigger", "wrapper")
     )
     assert all(s["missing"] == 0 for s in data["latency"]["summary"] if s["must_receive_all"])
-    assert len(data["targets"]) == 13
+    assert len(data["targets"]) == 14

@@ -11,7 +11,7 @@ import pgmq
 import psycopg
 import pytest
 
-from pgmq_codegen import listen_command
+from pgmq_codegen import listen
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import ChannelNameError, ListenerError
 from pgmq_runtime.events import (
@@ -208,11 +208,11 @@ async def test_tail_reports_events_and_gaps(dsn):
     stop = asyncio.Event()
     listener = PgmqNotifyListener(dsn, config, backoff_initial=0.05)
     task = asyncio.create_task(
-        listen_command.tail(
+        listen.tail(
             dsn,
             config,
             ["orders"],
-            lambda item: lines.append(listen_command.format_text(item)),
+            lambda item: lines.append(listen.format_text(item)),
             on_notice=notices.append,
             stop=stop,
             source=listener,

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -62,3 +68,58 @@ async def test_listen_example_prints_events(dsn, capsys):
     lines = await asyncio.wait_for(listening, 60)
     assert lines == ["new queue orders_queue", "orders_queue #1: {'n': 1}"]
     assert capsys.readouterr().out.splitlines() == lines
+
+
+def start_worker_example(dsn: str, namespace: str = "orders") -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(EXAMPLES.parent)}
+    return subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "worker.py"), namespace],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_worker_example_on_a_wrong_port_says_so_in_one_line(dsn):
+    wrong = psycopg.conninfo.make_conninfo(dsn, port=free_port())
+    worker = start_worker_example(wrong)
+    _out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("worker: cannot list the queues: OperationalError")
+
+
+def test_worker_example_on_a_database_without_pgmq_says_so_in_one_line(bare_dsn):
+    worker = start_worker_example(bare_dsn)
+    _out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 2
+    assert err.strip() == "worker: PGMQ is not installed in this database (no table pgmq.meta)"
+
+
+def test_worker_example_stops_cleanly_on_sigterm(dsn):
+    install(dsn, PgmqNotifyConfig())
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgmq.create('orders_queue')")
+        conn.execute("SELECT pgmq.send('orders_queue', '{\"n\": 1}')")
+        worker = start_worker_example(dsn)
+        try:
+            deadline = time.monotonic() + 60
+            while conn.execute("SELECT count(*) FROM pgmq.q_orders_queue").fetchone() != (0,):
+                assert worker.poll() is None and time.monotonic() < deadline, worker.stderr
+                time.sleep(0.05)
+            worker.send_signal(signal.SIGTERM)
+            out, err = worker.communicate(timeout=60)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    assert worker.returncode == 0, err
+    assert out.strip().splitlines()[-1] == "stopped after 1 message(s)"
+    assert "Traceback" not in err

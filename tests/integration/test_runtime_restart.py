@@ -12,7 +12,7 @@ from collections import Counter
 
 import psycopg
 
-from pgmq_codegen.local_postgres import wait_until_ready
+from pgmq_codegen.throwaway_postgres import wait_until_ready
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import PgmqConsumer
 from tests.conftest import install

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from pgmq_codegen.local_postgres import LocalPostgres
+from pgmq_codegen.throwaway_postgres import LocalPostgres
 from pgmq_runtime.events import (
     BatchReadyEvent,
     InvalidEvent,

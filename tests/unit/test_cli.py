@@ -14,11 +14,21 @@ import pytest
 from tests.unit.test_config import TASKER_CONFIG
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, umask: int | None = None
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("pgmq-codegen")
     command = [exe] if exe else [sys.executable, "-m", "pgmq_codegen.cli"]
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
+    full_env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb", **(env or {})}
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=60,
+        preexec_fn=None if umask is None else lambda: os.umask(umask),
+    )
 
 
 def test_help_lists_every_verb():
@@ -56,7 +66,7 @@ def test_validate_config_exit_codes(tmp_path):
 def test_generate_migration_writes_files_and_orders_the_next_one(tmp_path, fmt):
     first = cli("generate-migration", "--format", fmt, "--output-dir", "m", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    second = cli("generate-migration", "--format", fmt, "--output-dir", "m", "--name", "again", cwd=tmp_path)
+    second = cli("generate-migration", "--format", fmt, "--output-dir", "m", "--name", "again", "--force", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.sql"))
     assert len(written) == 4
@@ -102,3 +112,98 @@ def test_errors_show_no_traceback_unless_verbose(tmp_path):
     loud = cli("--verbose", "sql", "-c", "bad.toml", cwd=tmp_path)
     assert quiet.returncode == loud.returncode == 2
     assert "Traceback" not in quiet.stderr and "Traceback" in loud.stderr
+
+
+# -- issue #21: a newcomer's first hour ----------------------------------------------
+
+
+def test_bracketed_text_is_printed_as_written(tmp_path):
+    """Rich markup must not eat '[plpgsql-lint]', '[migration]' or brackets in paths."""
+    hidden = tmp_path / "no-pglast"
+    (hidden / "pglast").mkdir(parents=True)
+    (hidden / "pglast" / "__init__.py").write_text('raise ImportError("hidden by the test")\n')
+    path = os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])
+    result = cli("generate-migration", "-f", "raw", "-o", "m[1]", cwd=tmp_path, env={"PYTHONPATH": path})
+    assert result.returncode == 0, result.stderr
+    assert "install pgmq-codegen[plpgsql-lint] to also parse" in result.stdout
+    assert "wrote m[1]/" in result.stdout
+    init = cli("init", "cfg[prod].toml", cwd=tmp_path)
+    assert "wrote cfg[prod].toml" in init.stdout and "validate-config cfg[prod].toml" in init.stdout
+    help_text = cli("generate-migration", "--help").stdout
+    assert "Default: [migration] name_prefix." in help_text
+
+
+def test_written_files_honour_the_umask(tmp_path):
+    assert cli("init", cwd=tmp_path, umask=0o022).returncode == 0
+    assert cli("generate-migration", "-f", "flyway", "-o", "m", cwd=tmp_path, umask=0o022).returncode == 0
+    written = [tmp_path / "pgmq-codegen.toml", *(p for p in tmp_path.rglob("*.sql"))]
+    assert len(written) == 3
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o644)}
+    assert cli("init", "strict.toml", cwd=tmp_path, umask=0o077).returncode == 0
+    assert (tmp_path / "strict.toml").stat().st_mode & 0o777 == 0o600
+
+
+def test_flags_are_shown_as_flags_and_verbose_works_after_the_verb(tmp_path):
+    help_text = cli("diff", "--help").stdout
+    assert "--json" in help_text and "<bool>" not in help_text
+    (tmp_path / "bad.toml").write_text("mode = \n")
+    after = cli("sql", "-c", "bad.toml", "--verbose", cwd=tmp_path)
+    assert after.returncode == 2 and "Traceback" in after.stderr
+
+
+def test_listen_takes_the_dsn_from_the_environment_like_diff(tmp_path):
+    dsn = "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2"
+    for verb in ("diff", "listen"):
+        result = cli(verb, cwd=tmp_path, env={"PGMQ_CODEGEN_DSN": dsn})
+        assert result.returncode == 2, (verb, result.stderr)
+        assert "Missing option" not in result.stderr and "127.0.0.1" in result.stderr, (verb, result.stderr)
+
+
+def test_validate_config_defaults_to_the_config_in_the_current_folder(tmp_path):
+    assert cli("init", cwd=tmp_path).returncode == 0
+    result = cli("validate-config", cwd=tmp_path)
+    assert result.returncode == 0 and "pgmq-codegen.toml is valid" in result.stdout
+
+
+def test_usage_errors_are_one_line_each(tmp_path):
+    missing = cli("diff", cwd=tmp_path, env={"PGMQ_CODEGEN_DSN": ""})
+    unknown = cli("sql", "--nope", cwd=tmp_path)
+    extra = cli("diff", "--dsn", "x", "--json", "true", cwd=tmp_path)
+    for result in (missing, unknown, extra):
+        assert result.returncode == 2
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "--dsn" in missing.stderr and "--nope" in unknown.stderr and "true" in extra.stderr
+
+
+def test_generating_the_same_config_twice_writes_nothing_the_second_time(tmp_path):
+    first = cli("generate-migration", "-f", "flyway", "-o", "m", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = sorted(p.name for p in tmp_path.rglob("*.sql"))
+    again = cli("generate-migration", "-f", "flyway", "-o", "m", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already installs this config" in again.stdout and "V1__add_pgmq_notifications.sql" in again.stdout
+    assert sorted(p.name for p in tmp_path.rglob("*.sql")) == before
+    forced = cli("generate-migration", "-f", "flyway", "-o", "m", "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and (tmp_path / "m" / "V2__add_pgmq_notifications.sql").exists()
+    (tmp_path / "c.toml").write_text('mode = "both"\n')
+    changed = cli("generate-migration", "-f", "flyway", "-o", "m", "-c", "c.toml", cwd=tmp_path)
+    assert changed.returncode == 0 and (tmp_path / "m" / "V3__add_pgmq_notifications.sql").exists()
+    # The newest of ours now installs mode = "both": the default config is new again.
+    back = cli("generate-migration", "-f", "flyway", "-o", "m", cwd=tmp_path)
+    assert back.returncode == 0 and (tmp_path / "m" / "V4__add_pgmq_notifications.sql").exists()
+
+
+def test_validate_config_summary_shows_the_channels_and_the_pattern_as_written(tmp_path):
+    (tmp_path / "c.toml").write_text("global_channel = false\nqueue_naming_pattern = '(?P<namespace>\\w+)_q'\n")
+    result = cli("validate-config", "c.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "pattern '(?P<namespace>\\w+)_q'," in result.stdout
+    assert "channels: pgmq_queue_created, pgmq_message_ready.<namespace>" in result.stdout
+    assert "pgmq_message_ready," not in result.stdout
+
+
+def test_a_double_quoted_pattern_gets_a_hint_to_use_single_quotes(tmp_path):
+    (tmp_path / "c.toml").write_text('queue_naming_pattern = "(?P<namespace>\\w+)_queue"\n')
+    result = cli("validate-config", "c.toml", cwd=tmp_path)
+    assert result.returncode == 2 and "Unescaped" in result.stderr and "single quotes" in result.stderr

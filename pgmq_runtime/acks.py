@@ -1,0 +1,239 @@
+"""Acknowledgements in batches: many deletes and archives, one transaction.
+
+A handler that returns acknowledges its message; so does ``ClaimedMessage.delete()``
+or ``archive()`` called by hand. Each acknowledgement is queued here and its
+caller waits on a future that resolves only once the transaction carrying it
+has committed. One flusher task commits whatever is queued, one
+``pgmq.delete(queue, ids[])`` (or ``pgmq.archive``) per queue and kind, as soon
+as the previous commit returns: under load the batches grow by themselves
+(group commit), at low rates each acknowledgement goes out at once.
+
+:class:`ControlSession` is the connection those batches (and the worker's
+retries, heartbeats and hand-backs) go through, apart from the connection
+that claims, so that acknowledging never waits behind a claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pgmq_runtime.errors import ConsumerError, describe_error
+from pgmq_runtime.listener import backoff_delay
+from pgmq_runtime.stats import Counters
+
+log = logging.getLogger(__name__)
+
+Query = str | sql.SQL | sql.Composed
+Statement = tuple[Query, tuple[Any, ...]]
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
+DELETE_MANY = "SELECT pgmq.delete(%s::text, %s::bigint[])"
+ARCHIVE_MANY = "SELECT pgmq.archive(%s::text, %s::bigint[])"
+# At most this many ids in one pgmq.delete / pgmq.archive call.
+MAX_BATCH = 1000
+
+
+class ControlSession:
+    """One autocommit connection, opened on first use, that runs statements one transaction at a time.
+
+    ``open_connection`` makes the connection, ``explain`` turns a database
+    error into the line a :class:`ConsumerError` carries. A lost connection
+    is re-opened (with backoff, for up to ``reconnect_timeout`` seconds) and
+    the transaction run once more: everything sent through here is safe to
+    repeat (delete, archive and set_vt by id).
+    """
+
+    def __init__(
+        self,
+        open_connection: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
+        explain: Callable[[psycopg.Error], str],
+        reconnect_timeout: float,
+    ) -> None:
+        self._open = open_connection
+        self._explain = explain
+        self.reconnect_timeout = reconnect_timeout
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def run(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+        """Run ``statements`` in one transaction; the rows of each."""
+        async with self._lock:
+            for attempt in (1, 2):
+                conn = await self._connection()
+                try:
+                    return await self._execute(conn, statements)
+                except CONNECTION_ERRORS as exc:
+                    await self._drop()
+                    if attempt == 2:
+                        raise ConsumerError(f"lost the consumer's control connection: {describe_error(exc)}") from exc
+                    log.warning("control connection lost (%s); reconnecting", describe_error(exc))
+                except psycopg.Error as exc:
+                    raise ConsumerError(self._explain(exc)) from exc
+        raise AssertionError("unreachable")
+
+    async def _execute(
+        self, conn: psycopg.AsyncConnection[Any], statements: Sequence[Statement]
+    ) -> list[list[tuple[Any, ...]]]:
+        results: list[list[tuple[Any, ...]]] = []
+        if len(statements) == 1:
+            query, params = statements[0]
+            cursor = await conn.execute(query, params)
+            return [await cursor.fetchall()]
+        async with conn.transaction():
+            for query, params in statements:
+                cursor = await conn.execute(query, params)
+                results.append(await cursor.fetchall())
+        return results
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        if self._closed:
+            raise ConsumerError("the consumer is closed")
+        deadline = time.monotonic() + self.reconnect_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._conn = await self._open()
+                return self._conn
+            except CONNECTION_ERRORS as exc:
+                if time.monotonic() > deadline:
+                    raise ConsumerError(f"cannot connect the consumer: {describe_error(exc)}") from exc
+            await asyncio.sleep(backoff_delay(attempt, 0.1, 5.0))
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def close(self) -> None:
+        """Close the connection; later calls fail with a ConsumerError."""
+        self._closed = True
+        async with self._lock:
+            await self._drop()
+
+
+@dataclass(slots=True)
+class _Ack:
+    queue_name: str
+    msg_id: int
+    archive: bool
+    future: asyncio.Future[bool] = field(repr=False)
+
+
+class AckBatcher:
+    """Queue deletes and archives; commit them in batches on a :class:`ControlSession`.
+
+    ``on_commit(queue_name)`` is called after each committed batch, once per
+    queue it touched (the FIFO worker re-reads that queue: its next message
+    may be claimable now).
+    """
+
+    def __init__(
+        self,
+        session: ControlSession,
+        counters: Counters,
+        *,
+        max_batch: int = MAX_BATCH,
+        on_commit: Callable[[str], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.counters = counters
+        self.max_batch = max_batch
+        self.on_commit = on_commit
+        self._pending: list[_Ack] = []
+        self._outstanding: set[asyncio.Future[bool]] = set()
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def submit(self, queue_name: str, msg_id: int, archive: bool = False) -> asyncio.Future[bool]:
+        """Queue one acknowledgement; the future says (after commit) whether the message was still there."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Ack(queue_name, msg_id, archive, future))
+        self._outstanding.add(future)
+        future.add_done_callback(self._outstanding.discard)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._run(), name="pgmq-ack-flusher")
+        self._wake.set()
+        return future
+
+    async def delete(self, queue_name: str, msg_id: int) -> bool:
+        """Delete a message; True once committed, False if it was already gone."""
+        return await asyncio.shield(self.submit(queue_name, msg_id))
+
+    async def archive(self, queue_name: str, msg_id: int) -> bool:
+        """Archive a message; True once committed, False if it was already gone."""
+        return await asyncio.shield(self.submit(queue_name, msg_id, archive=True))
+
+    @property
+    def outstanding(self) -> int:
+        """Acknowledgements queued or in flight, not yet committed."""
+        return len(self._outstanding)
+
+    async def flush(self) -> None:
+        """Wait until every acknowledgement queued so far has committed (or failed)."""
+        if self._outstanding:
+            await asyncio.wait(set(self._outstanding))
+
+    async def close(self) -> None:
+        """Flush, then stop the flusher task."""
+        await self.flush()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Ack]) -> None:
+        groups: dict[tuple[str, bool], dict[int, None]] = {}
+        for ack in batch:
+            groups.setdefault((ack.queue_name, ack.archive), {})[ack.msg_id] = None
+        keys = list(groups)
+        statements: list[Statement] = [
+            (ARCHIVE_MANY if archive else DELETE_MANY, (queue, list(groups[(queue, archive)])))
+            for queue, archive in keys
+        ]
+        try:
+            results = await self.session.run(statements)
+        except Exception as exc:
+            log.warning("%d acknowledgement(s) failed: %s", len(batch), describe_error(exc))
+            for ack in batch:
+                if not ack.future.done():
+                    ack.future.set_exception(exc)
+            return
+        done = {key: {int(row[0]) for row in rows} for key, rows in zip(keys, results, strict=True)}
+        self.counters.ack_batches += 1
+        for (_queue, archive), ids in done.items():
+            if archive:
+                self.counters.archived += len(ids)
+            else:
+                self.counters.deleted += len(ids)
+        for ack in batch:
+            ids = done[(ack.queue_name, ack.archive)]
+            ok = ack.msg_id in ids
+            # The same id twice in one batch: only the first is reported as acknowledged.
+            ids.discard(ack.msg_id)
+            if not ack.future.done():
+                ack.future.set_result(ok)
+        if self.on_commit is not None:
+            for queue in dict.fromkeys(queue for queue, _ in keys):
+                self.on_commit(queue)

