@@ -98,6 +98,8 @@ class MessageWithPayloadEvent(_Event, frozen=True):
     ready_at: datetime
     headers: JsonValue = None
     delay_seconds: int = 0
+    # When the message was enqueued (its enqueued_at); None from senders that do not say (tasker-pgmq).
+    enqueued_at: datetime | None = None
     metadata: Mapping[str, str] = _EMPTY
     channel: str = ""
     # The notification text as received (left out of equality and repr).
@@ -122,6 +124,8 @@ class MessageReadyEvent(_Event, frozen=True):
     namespace: str
     ready_at: datetime
     delay_seconds: int = 0
+    # When the message was enqueued (its enqueued_at); None from senders that do not say (tasker-pgmq).
+    enqueued_at: datetime | None = None
     visibility_timeout_seconds: int | None = None
     # True when sent with coalesce_ms: other messages of the window were sent silently.
     coalesced: bool = False
@@ -150,6 +154,8 @@ class BatchReadyEvent(_Event, frozen=True):
     message_count: int
     ready_at: datetime
     delay_seconds: int = 0
+    # When the message was enqueued (its enqueued_at); None from senders that do not say (tasker-pgmq).
+    enqueued_at: datetime | None = None
     # True when sent with coalesce_ms: other messages of the window were sent silently.
     coalesced: bool = False
     metadata: Mapping[str, str] = _EMPTY
@@ -258,11 +264,13 @@ class _WireMessageWithPayload(msgspec.Struct, tag_field="event_type", tag=MESSAG
     ready_at: str
     headers: Any = None
     delay_seconds: int | None = None
+    enqueued_at: str | None = None
     metadata: dict[str, str] | None = None
 
     def event(self, channel: str, raw: str) -> MessageWithPayloadEvent | None:
         ready_at = _aware(self.ready_at)
-        if ready_at is None:
+        enqueued_at = None if self.enqueued_at is None else _aware(self.enqueued_at)
+        if ready_at is None or (enqueued_at is None and self.enqueued_at is not None):
             return None
         return MessageWithPayloadEvent(
             msg_id=self.msg_id,
@@ -272,6 +280,7 @@ class _WireMessageWithPayload(msgspec.Struct, tag_field="event_type", tag=MESSAG
             ready_at=ready_at,
             headers=self.headers,
             delay_seconds=self.delay_seconds or 0,
+            enqueued_at=enqueued_at,
             metadata=_EMPTY if self.metadata is None else MappingProxyType(self.metadata),
             channel=channel,
             raw=raw,
@@ -284,13 +293,15 @@ class _WireMessageReady(msgspec.Struct, tag_field="event_type", tag=MESSAGE_READ
     namespace: str
     ready_at: str
     delay_seconds: int | None = None
+    enqueued_at: str | None = None
     visibility_timeout_seconds: int | None = None
     coalesced: bool = False
     metadata: dict[str, str] | None = None
 
     def event(self, channel: str, raw: str) -> MessageReadyEvent | None:
         ready_at = _aware(self.ready_at)
-        if ready_at is None:
+        enqueued_at = None if self.enqueued_at is None else _aware(self.enqueued_at)
+        if ready_at is None or (enqueued_at is None and self.enqueued_at is not None):
             return None
         return MessageReadyEvent(
             msg_id=self.msg_id,
@@ -298,6 +309,7 @@ class _WireMessageReady(msgspec.Struct, tag_field="event_type", tag=MESSAGE_READ
             namespace=self.namespace,
             ready_at=ready_at,
             delay_seconds=self.delay_seconds or 0,
+            enqueued_at=enqueued_at,
             visibility_timeout_seconds=self.visibility_timeout_seconds,
             coalesced=self.coalesced,
             metadata=_EMPTY if self.metadata is None else MappingProxyType(self.metadata),
@@ -313,12 +325,14 @@ class _WireBatchReady(msgspec.Struct, tag_field="event_type", tag=BATCH_READY, g
     message_count: int
     ready_at: str
     delay_seconds: int | None = None
+    enqueued_at: str | None = None
     coalesced: bool = False
     metadata: dict[str, str] | None = None
 
     def event(self, channel: str, raw: str) -> BatchReadyEvent | None:
         ready_at = _aware(self.ready_at)
-        if ready_at is None:
+        enqueued_at = None if self.enqueued_at is None else _aware(self.enqueued_at)
+        if ready_at is None or (enqueued_at is None and self.enqueued_at is not None):
             return None
         return BatchReadyEvent(
             msg_ids=self.msg_ids,
@@ -327,6 +341,7 @@ class _WireBatchReady(msgspec.Struct, tag_field="event_type", tag=BATCH_READY, g
             message_count=self.message_count,
             ready_at=ready_at,
             delay_seconds=self.delay_seconds or 0,
+            enqueued_at=enqueued_at,
             coalesced=self.coalesced,
             metadata=_EMPTY if self.metadata is None else MappingProxyType(self.metadata),
             channel=channel,
@@ -402,6 +417,7 @@ def _message_with_payload(data: dict[str, Any], channel: str, raw: str) -> Messa
         namespace=_str(data, "namespace"),
         message=data["message"],
         ready_at=_time(data, "ready_at"),
+        enqueued_at=_opt_time(data, "enqueued_at"),
         headers=data.get("headers"),
         delay_seconds=_delay(data),
         metadata=_metadata(data),
@@ -416,6 +432,7 @@ def _message_ready(data: dict[str, Any], channel: str, raw: str) -> MessageReady
         queue_name=_str(data, "queue_name"),
         namespace=_str(data, "namespace"),
         ready_at=_time(data, "ready_at"),
+        enqueued_at=_opt_time(data, "enqueued_at"),
         delay_seconds=_delay(data),
         visibility_timeout_seconds=_opt_int(data, "visibility_timeout_seconds"),
         coalesced=_flag(data, "coalesced"),
@@ -438,6 +455,7 @@ def _batch_ready(data: dict[str, Any], channel: str, raw: str) -> BatchReadyEven
         namespace=_str(data, "namespace"),
         message_count=_int(data, "message_count"),
         ready_at=_time(data, "ready_at"),
+        enqueued_at=_opt_time(data, "enqueued_at"),
         delay_seconds=_delay(data),
         coalesced=_flag(data, "coalesced"),
         metadata=_metadata(data),
@@ -500,6 +518,10 @@ def _time(data: Mapping[str, Any], key: str) -> datetime:
     if value.tzinfo is None:
         raise _Invalid(f"field {key!r} has no time zone: {text!r}")
     return value
+
+
+def _opt_time(data: Mapping[str, Any], key: str) -> datetime | None:
+    return None if data.get(key) is None else _time(data, key)
 
 
 def _metadata(data: Mapping[str, Any]) -> Mapping[str, str]:

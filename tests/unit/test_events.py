@@ -334,9 +334,10 @@ def _fast_path(channel: str, payload: str):
 
 _VALID = {
     "queue_created": json.loads(OURS_CREATED),
-    "message_ready": json.loads(OURS_SIGNAL) | {"visibility_timeout_seconds": 5, "coalesced": False},
-    "message_with_payload": json.loads(OURS_PAYLOAD),
-    "batch_ready": json.loads(OURS_BATCH) | {"coalesced": True},
+    "message_ready": json.loads(OURS_SIGNAL)
+    | {"visibility_timeout_seconds": 5, "coalesced": False, "enqueued_at": "2025-01-02T03:04:05.000001Z"},
+    "message_with_payload": json.loads(OURS_PAYLOAD) | {"enqueued_at": "2025-01-02T03:04:05+00:00"},
+    "batch_ready": json.loads(OURS_BATCH) | {"coalesced": True, "enqueued_at": "2025-01-02T03:04:05.5Z"},
 }
 _ODD = [None, True, False, 0, 1, -1, 2**70, 1.0, 2.5, "", "q", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00"]
 _ODD += [[], [1], [1, True], [1.0], {}, {"a": 1}, {"a": "b"}]
