@@ -25,6 +25,7 @@ from pgmq_codegen import (
     init_config,
     log_setup,
     sql_script,
+    status_command,
     validate_config,
     worker,
 )
@@ -343,6 +344,7 @@ def demo(
 
 
 worker.register(app, guarded, _config)
+status_command.register(app, guarded, _config)
 
 
 # Click's exception classes, from whichever click this Typer uses (Typer 0.29 vendors its own):
