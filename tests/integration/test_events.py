@@ -330,3 +330,38 @@ def test_every_message_event_carries_the_messages_enqueued_at(dsn, subscribe, mo
     for event in events:
         for msg_id in event.get("msg_ids") or [event["msg_id"]]:
             assert event["enqueued_at"] == stamps[msg_id], event
+
+
+@pytest.mark.parametrize(
+    "config",
+    [PgmqNotifyConfig(), PgmqNotifyConfig(mode="wrapper"), PgmqNotifyConfig(coalesce_ms=20)],
+    ids=["trigger", "wrapper", "coalescing"],
+)
+def test_a_full_notification_queue_silences_notifications_but_never_a_send(dsn, subscribe, monkeypatch, config):
+    """Full-queue guard: above NOTIFY_QUEUE_LIMIT every send still succeeds and stores its message, silently.
+
+    PostgreSQL 15's queue cannot be filled in a test (8 GB), so the limit is set
+    below any usage (-1): the guard's branch is taken on every send.
+    """
+    from pgmq_codegen import render
+
+    monkeypatch.setattr(render, "NOTIFY_QUEUE_LIMIT", -1.0)
+    install(dsn, config)
+    queue = "guarded_queue"
+    sub = subscribe(
+        dsn,
+        [
+            config.queue_created_channel(),
+            config.message_ready_channel(config.extract_namespace(queue)),
+            config.global_message_ready_channel(),
+        ],
+    )
+    send = "pgmq_notify.send_with_notify" if config.mode == "wrapper" else "pgmq.send"
+    batch = "pgmq_notify.send_batch_with_notify" if config.mode == "wrapper" else "pgmq.send_batch"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgmq.create(%s)", (queue,))
+        ids = [conn.execute(f"SELECT * FROM {send}(%s, %s::jsonb)", (queue, '{"n": 1}')).fetchone()[0]]
+        ids += [r[0] for r in conn.execute(f"SELECT * FROM {batch}(%s, ARRAY['{{}}', '{{}}']::jsonb[])", (queue,))]
+        stored = [r[0] for r in conn.execute(f"SELECT msg_id FROM pgmq.q_{queue} ORDER BY msg_id")]
+    assert sub.drain() == []
+    assert stored == sorted(ids) and len(ids) == 3

@@ -101,3 +101,20 @@ def test_the_unpinned_queue_trigger_names_every_function_operator_and_type_with_
     assert "SET search_path" not in statement.split("AS $pgmq_codegen$")[0]
     assert qualified.named(statement)
     assert qualified.unqualified(statement) == set()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_notify_is_behind_the_full_queue_guard(case):
+    """Each function that NOTIFYs first checks pg_notification_queue_usage() against NOTIFY_QUEUE_LIMIT."""
+    guard = f"pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) {render.NOTIFY_QUEUE_LIMIT!r}"
+    notifying = [s for s in render.install_statements(CASES[case]) if "pg_notify(" in s and "FUNCTION" in s]
+    assert notifying
+    for statement in notifying:
+        head, body = statement.split("$pgmq_codegen$", 1)
+        assert guard in body, head
+        assert body.index(guard) < body.index("pg_notify("), head
+
+
+def test_the_full_queue_limit_is_a_template_constant(monkeypatch):
+    monkeypatch.setattr(render, "NOTIFY_QUEUE_LIMIT", 0.25)
+    assert "OPERATOR(pg_catalog.<=) 0.25::double precision" in render.render(PgmqNotifyConfig()).install_text()

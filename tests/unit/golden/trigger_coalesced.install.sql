@@ -106,6 +106,9 @@ DECLARE
     v_delay integer;
     v_payload text;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     IF "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
         v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
@@ -153,6 +156,9 @@ DECLARE
     v_budget integer;
     v_chunk record;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     IF NOT "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
         RETURN;
     END IF;
@@ -248,6 +254,11 @@ BEGIN
     -- nothing more: that is what lets concurrent producers keep their pace.
     IF pg_catalog.pg_sequence_last_value(pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'pgmq_notify', pg_catalog.concat('coalesce_', TG_TABLE_NAME))))
        OPERATOR(pg_catalog.>=) ((extract(epoch FROM pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*) 1000)::bigint OPERATOR(pg_catalog./) 20) THEN
+        RETURN NULL;
+    END IF;
+    -- The notification queue is filling up (a listener stuck): send nothing rather
+    -- than risk failing the sender's commit; catch-up reads deliver these messages.
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
         RETURN NULL;
     END IF;
     v_sequence := pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'pgmq_notify', pg_catalog.concat('coalesce_', TG_TABLE_NAME)));
@@ -402,13 +413,16 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 BEGIN
-    PERFORM pg_notify('pgmq_queue_created', json_build_object(
-        'event_type', 'queue_created',
-        'queue_name', NEW.queue_name,
-        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
-        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'metadata', json_build_object('source', 'trigger')
-    )::text);
+    -- Queue creation must not fail at commit on a filling notification queue either.
+    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        PERFORM pg_notify('pgmq_queue_created', json_build_object(
+            'event_type', 'queue_created',
+            'queue_name', NEW.queue_name,
+            'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+            'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            'metadata', json_build_object('source', 'trigger')
+        )::text);
+    END IF;
     PERFORM "pgmq_notify".attach_v1(NEW.queue_name);
     RETURN NULL;
 END

@@ -79,6 +79,9 @@ DECLARE
     v_delay integer;
     v_payload text;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
@@ -137,6 +140,9 @@ DECLARE
     v_budget integer;
     v_chunk record;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
@@ -220,6 +226,11 @@ DECLARE
     v_chunk record;
     r record;
 BEGIN
+    -- The notification queue is filling up (a listener stuck): send nothing rather
+    -- than risk failing the sender's commit; catch-up reads deliver these messages.
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN NULL;
+    END IF;
     SELECT pg_catalog.count(*) OVER (), msg_id, vt, enqueued_at, message, headers
     INTO v_count, v_msg_id, v_vt, v_enqueued, v_message, v_headers
     FROM new_rows
@@ -350,13 +361,16 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 BEGIN
-    PERFORM pg_notify('pgmq_queue_created', json_build_object(
-        'event_type', 'queue_created',
-        'queue_name', NEW.queue_name,
-        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
-        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'metadata', json_build_object('source', 'trigger')
-    )::text);
+    -- Queue creation must not fail at commit on a filling notification queue either.
+    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        PERFORM pg_notify('pgmq_queue_created', json_build_object(
+            'event_type', 'queue_created',
+            'queue_name', NEW.queue_name,
+            'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+            'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            'metadata', json_build_object('source', 'trigger')
+        )::text);
+    END IF;
     PERFORM "pgmq_notify".attach_v1(NEW.queue_name);
     RETURN NULL;
 END

@@ -106,6 +106,9 @@ DECLARE
     v_delay integer;
     v_payload text;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     IF "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
         v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
@@ -153,6 +156,9 @@ DECLARE
     v_budget integer;
     v_chunk record;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     IF NOT "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
         RETURN;
     END IF;
@@ -243,13 +249,16 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 BEGIN
-    PERFORM pg_notify('pgmq_queue_created', json_build_object(
-        'event_type', 'queue_created',
-        'queue_name', NEW.queue_name,
-        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
-        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'metadata', json_build_object('source', 'trigger')
-    )::text);
+    -- Queue creation must not fail at commit on a filling notification queue either.
+    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        PERFORM pg_notify('pgmq_queue_created', json_build_object(
+            'event_type', 'queue_created',
+            'queue_name', NEW.queue_name,
+            'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+            'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            'metadata', json_build_object('source', 'trigger')
+        )::text);
+    END IF;
     PERFORM "pgmq_notify".attach_v1(NEW.queue_name);
     RETURN NULL;
 END
@@ -397,24 +406,27 @@ BEGIN
     v_name := coalesce(v_name, send_with_notify.queue_name);
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
-        IF "pgmq_notify".coalesce_gate_v1(v_name) THEN
-            v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
-            v_payload := pg_catalog.json_build_object(
-                'event_type', 'message_ready',
-                'msg_id', v_id,
-                'queue_name', v_name,
-                'namespace', v_namespace,
-                'ready_at', v_ready_at,
-                'enqueued_at', v_enqueued_at,
-                'delay_seconds', v_delay,
-                'payload_omitted', true,
-                'coalesced', true,
-                'metadata', pg_catalog.json_build_object('source', 'wrapper')
-            )::pg_catalog.text;
-            PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
-            PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+        -- A filling notification queue (a listener stuck): no NOTIFY, catch-up reads deliver.
+        IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+            IF "pgmq_notify".coalesce_gate_v1(v_name) THEN
+                v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+                v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+                v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+                v_payload := pg_catalog.json_build_object(
+                    'event_type', 'message_ready',
+                    'msg_id', v_id,
+                    'queue_name', v_name,
+                    'namespace', v_namespace,
+                    'ready_at', v_ready_at,
+                    'enqueued_at', v_enqueued_at,
+                    'delay_seconds', v_delay,
+                    'payload_omitted', true,
+                    'coalesced', true,
+                    'metadata', pg_catalog.json_build_object('source', 'wrapper')
+                )::pg_catalog.text;
+                PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
+                PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+            END IF;
         END IF;
         RETURN NEXT v_id;
     END LOOP;

@@ -79,6 +79,9 @@ DECLARE
     v_delay integer;
     v_payload text;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
@@ -135,6 +138,9 @@ DECLARE
     v_budget integer;
     v_chunk record;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
@@ -193,12 +199,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 BEGIN
-    PERFORM pg_notify('shop.eu.pgmq_queue_created', json_build_object(
-        'event_type', 'queue_created',
-        'queue_name', NEW.queue_name,
-        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
-        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    )::text);
+    -- Queue creation must not fail at commit on a filling notification queue either.
+    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        PERFORM pg_notify('shop.eu.pgmq_queue_created', json_build_object(
+            'event_type', 'queue_created',
+            'queue_name', NEW.queue_name,
+            'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+            'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+        )::text);
+    END IF;
     RETURN NULL;
 END
 $pgmq_codegen$;
@@ -359,34 +368,37 @@ BEGIN
     v_name := coalesce(v_name, send_with_notify.queue_name);
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
-        v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
-        v_payload := pg_catalog.json_build_object(
-            'event_type', 'message_with_payload',
-            'msg_id', v_id,
-            'queue_name', v_name,
-            'namespace', v_namespace,
-            'message', msg,
-            'headers', headers,
-            'ready_at', v_ready_at,
-            'enqueued_at', v_enqueued_at,
-            'delay_seconds', v_delay
-        )::pg_catalog.text;
-        IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.>) 7800 THEN
+        -- A filling notification queue (a listener stuck): no NOTIFY, catch-up reads deliver.
+        IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+            v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
             v_payload := pg_catalog.json_build_object(
-                'event_type', 'message_ready',
+                'event_type', 'message_with_payload',
                 'msg_id', v_id,
                 'queue_name', v_name,
                 'namespace', v_namespace,
+                'message', msg,
+                'headers', headers,
                 'ready_at', v_ready_at,
                 'enqueued_at', v_enqueued_at,
-                'delay_seconds', v_delay,
-                'payload_omitted', true
+                'delay_seconds', v_delay
             )::pg_catalog.text;
+            IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.>) 7800 THEN
+                v_payload := pg_catalog.json_build_object(
+                    'event_type', 'message_ready',
+                    'msg_id', v_id,
+                    'queue_name', v_name,
+                    'namespace', v_namespace,
+                    'ready_at', v_ready_at,
+                    'enqueued_at', v_enqueued_at,
+                    'delay_seconds', v_delay,
+                    'payload_omitted', true
+                )::pg_catalog.text;
+            END IF;
+            PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
+            PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
         END IF;
-        PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
-        PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
         RETURN NEXT v_id;
     END LOOP;
 END
