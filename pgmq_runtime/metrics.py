@@ -188,6 +188,7 @@ class RuntimeMetrics:
     def watch_consumer(self, consumer: PgmqConsumer) -> None:
         """Count ``consumer``'s claims, acknowledgements, handler calls, ... and those of its listener."""
         self.watch(consumer, lambda: consumer_samples(consumer.stats))
+        consumer.counters.on_handler = self.handler_done
         if consumer.listener is not None:
             self.watch_listener(consumer.listener)
 
