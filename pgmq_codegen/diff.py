@@ -77,12 +77,12 @@ makes the next ``compare`` report no finding.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pgmq_codegen import __version__, diff_inspect, objects, render
+from pgmq_codegen import __version__, diff_inspect, render
 from pgmq_codegen.diff_inspect import DatabaseState, FunctionState, QueueState, TriggerState
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 
 FindingKind = Literal["missing", "changed", "stale_fingerprint", "untriggered_queue", "extra"]
@@ -94,7 +94,6 @@ JSON_VERSION = 1
 
 # pg_trigger.tgtype bits (PostgreSQL's catalog/pg_trigger.h).
 _ROW, _BEFORE, _INSERT, _DELETE, _UPDATE, _TRUNCATE, _INSTEAD = 1, 2, 4, 8, 16, 32, 64
-_MARKER_RE = re.compile(rf"\A{re.escape(render.GENERATOR)} (\S+) fingerprint=(\S+)\Z")
 _ARG_ROLES = ("queue name", "namespace", "channel")
 
 
@@ -232,7 +231,7 @@ class _Checker:
         self.config = config
         self.state = state
         self.marker = render.marker(config)
-        self.schema_q = objects.quote_ident(config.schema)
+        self.schema_q = object_names.quote_ident(config.schema)
         self.findings: list[Finding] = []
         self.drops_before: list[str] = []
         self.trigger_drops_after: list[str] = []
@@ -281,11 +280,11 @@ class _Checker:
                 self.function_drops_after.append(f"DROP FUNCTION IF EXISTS {self.schema_q}.{_function_ref(have)};")
 
     def is_ours(self, fn: FunctionState) -> bool:
-        catalogued = any(spec.name == fn.name for spec in objects.FUNCTIONS)
+        catalogued = any(spec.name == fn.name for spec in object_names.FUNCTIONS)
         return catalogued or (fn.comment or "").startswith(render.GENERATOR + " ")
 
     def extra_function_detail(self, fn: FunctionState) -> str:
-        modes = sorted({m for spec in objects.FUNCTIONS if spec.name == fn.name for m in spec.modes})
+        modes = sorted({m for spec in object_names.FUNCTIONS if spec.name == fn.name for m in spec.modes})
         if modes and self.config.mode not in modes:
             listed = ", ".join(repr(m) for m in modes)
             return f"only installed with mode {listed}; this config has mode {self.config.mode!r}"
@@ -305,8 +304,8 @@ class _Checker:
     # -- triggers and queues -------------------------------------------------
 
     def check_triggers(self) -> None:
-        meta_name = objects.meta_trigger_name(self.config)
-        message_name = objects.message_trigger_name(self.config)
+        meta_name = object_names.meta_trigger_name(self.config)
+        message_name = object_names.message_trigger_name(self.config)
         by_key = {t.key: t for t in self.state.triggers}
         expected: set[tuple[str, str, str]] = {("pgmq", "meta", meta_name)}
 
@@ -332,7 +331,7 @@ class _Checker:
 
     def check_sequences(self) -> None:
         """With coalesce_ms, every queue needs its window sequence, which every sending role may set."""
-        prefix = objects.coalesce_sequence_prefix()
+        prefix = object_names.coalesce_sequence_prefix()
         wanted = (
             {prefix + q.table: q.name for q in self.state.queues if q.table_exists}
             if self.config.coalesce_ms > 0
@@ -365,7 +364,7 @@ class _Checker:
                     else "no queue of pgmq.meta has this table"
                 )
                 self.add("extra", "sequence", f"{self.config.schema}.{name}", f"coalescing sequence left over: {why}")
-                quoted = f"{self.schema_q}.{objects.quote_ident(name)}"
+                quoted = f"{self.schema_q}.{object_names.quote_ident(name)}"
                 self.sequence_drops_after.append(f"DROP SEQUENCE IF EXISTS {quoted};")
 
     def check_queue(self, queue: QueueState, trigger: TriggerState | None, message_name: str) -> None:
@@ -448,10 +447,10 @@ class _Checker:
         if (
             trigger.function_schema == self.config.schema
             and self.config.mode == "wrapper"
-            and (trigger.name == objects.message_trigger_name(self.config))
+            and (trigger.name == object_names.message_trigger_name(self.config))
         ):
             return "mode 'wrapper' puts no trigger on queue tables"
-        if trigger.table_schema == "pgmq" and trigger.name == objects.message_trigger_name(self.config):
+        if trigger.table_schema == "pgmq" and trigger.name == object_names.message_trigger_name(self.config):
             return f"pgmq.{trigger.table} is not the table of a queue in pgmq.meta"
         return f"runs {trigger.function_schema}.{trigger.function_name}(), which this config does not place here"
 
@@ -522,18 +521,17 @@ def _describe_type(tgtype: int) -> str:
 
 
 def _fingerprint_detail(comment: str | None, marker: str) -> str:
-    match = _MARKER_RE.match(comment or "")
+    found = object_names.parse_marker(comment)
     if comment is None:
         return f"has no {render.GENERATOR} comment; expected {marker!r}"
-    if match:
-        return (
-            f"installed by {render.GENERATOR} {match.group(1)} with fingerprint {match.group(2)}; expected {marker!r}"
-        )
+    if found:
+        what = f"{render.GENERATOR} {found.version} with fingerprint {found.fingerprint}"
+        return f"installed by {what}; expected {marker!r}"
     return f"comment is {_window(comment, 0)}; expected {marker!r}"
 
 
 def _function_ref(fn: FunctionState) -> str:
-    return f"{objects.quote_ident(fn.name)}({fn.arg_types})"
+    return f"{object_names.quote_ident(fn.name)}({fn.arg_types})"
 
 
 def _trigger_label(trigger: TriggerState) -> str:
@@ -542,8 +540,8 @@ def _trigger_label(trigger: TriggerState) -> str:
 
 def _drop_trigger(trigger: TriggerState) -> str:
     return (
-        f"DROP TRIGGER IF EXISTS {objects.quote_ident(trigger.name)} "
-        f"ON {objects.quote_ident(trigger.table_schema)}.{objects.quote_ident(trigger.table)};"
+        f"DROP TRIGGER IF EXISTS {object_names.quote_ident(trigger.name)} "
+        f"ON {object_names.quote_ident(trigger.table_schema)}.{object_names.quote_ident(trigger.table)};"
     )
 
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from pgmq_codegen import objects
 from pgmq_codegen.errors import DatabaseError
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import describe_error
 
@@ -222,7 +222,7 @@ def _read_sequences(conn: psycopg.Connection[tuple[object, ...]], schema: str) -
         WHERE n.nspname = %s AND c.relkind = 'S' AND pg_catalog.starts_with(c.relname, %s)
         ORDER BY 1
         """,
-        (schema, objects.coalesce_sequence_prefix()),
+        (schema, object_names.coalesce_sequence_prefix()),
     ).fetchall()
     return [SequenceState(name=str(row[0]), public_access=bool(row[1])) for row in rows]
 
@@ -291,7 +291,7 @@ def _read_triggers(conn: psycopg.Connection[tuple[object, ...]], config: PgmqNot
           AND (pn.nspname = %s OR t.tgname IN (%s, %s))
         ORDER BY cn.nspname, c.relname, t.tgname
         """,
-        (config.schema, objects.message_trigger_name(config), objects.meta_trigger_name(config)),
+        (config.schema, object_names.message_trigger_name(config), object_names.meta_trigger_name(config)),
     ).fetchall()
     encoding = conn.info.encoding
     found = []
@@ -326,7 +326,7 @@ def _function_statement(schema: str) -> re.Pattern[str]:
     """Matches a statement (after its leading comments) that creates a function in ``schema``."""
     return re.compile(
         r"\A(?:[ \t]*(?:--[^\n]*)?\n)*[ \t]*CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+("
-        + re.escape(objects.quote_ident(schema))
+        + re.escape(object_names.quote_ident(schema))
         + r")\.",
         re.IGNORECASE,
     )

@@ -13,14 +13,15 @@ from typing import Any
 
 import jinja2
 
-from pgmq_codegen import __version__, objects
+from pgmq_codegen import __version__
 from pgmq_codegen.errors import RenderError
 from pgmq_codegen.resources import read_template
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 
 STATEMENT_MARK = "-- @@"
 DOLLAR_TAG = "$pgmq_codegen$"
-GENERATOR = "pgmq-codegen"
+GENERATOR = object_names.GENERATOR
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def sql_literal(value: object) -> str:
 
 def marker(config: PgmqNotifyConfig) -> str:
     """The comment put on every generated object; ``diff`` reads it back."""
-    return f"{GENERATOR} {__version__} fingerprint={config.fingerprint()}"
+    return object_names.marker(__version__, config)
 
 
 def header(config: PgmqNotifyConfig, kind: str) -> str:
@@ -76,7 +77,7 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["lit"] = sql_literal
-    env.filters["ident"] = objects.quote_ident
+    env.filters["ident"] = object_names.quote_ident
     return env
 
 
@@ -118,23 +119,24 @@ NOTIFY_QUEUE_LIMIT = 0.5
 
 def sql_context(config: PgmqNotifyConfig) -> dict[str, Any]:
     """What the SQL templates see: the config, quoted names and channel names."""
-    names = {spec.name: objects.qualified(config, spec.name) for spec in objects.FUNCTIONS}
+    on = object_names
+    names = {name: on.qualified(config, name) for name in on.FUNCTION_NAMES}
     n = {
-        "schema": objects.quote_ident(config.schema),
-        "extract_namespace": names["extract_namespace_v1"],
-        "namespace_channel": names["namespace_channel_v1"],
-        "announce_message": names["announce_message_v1"],
-        "announce_batch": names["announce_batch_v1"],
-        "on_message_insert": names["on_message_insert_v1"],
-        "attach": names["attach_v1"],
-        "coalesce_gate": names["coalesce_gate_v1"],
-        "on_queue_created": names["on_queue_created_v1"],
-        "read_specific_batch": names["read_specific_batch_v1"],
-        "read_specific": names["read_specific_v1"],
-        "delete_specific": names["delete_specific_v1"],
-        "extend_vt": names["extend_vt_v1"],
-        "send_with_notify": names["send_with_notify"],
-        "send_batch_with_notify": names["send_batch_with_notify"],
+        "schema": on.quote_ident(config.schema),
+        "extract_namespace": names[on.EXTRACT_NAMESPACE],
+        "namespace_channel": names[on.NAMESPACE_CHANNEL],
+        "announce_message": names[on.ANNOUNCE_MESSAGE],
+        "announce_batch": names[on.ANNOUNCE_BATCH],
+        "on_message_insert": names[on.ON_MESSAGE_INSERT],
+        "attach": names[on.ATTACH],
+        "coalesce_gate": names[on.COALESCE_GATE],
+        "on_queue_created": names[on.ON_QUEUE_CREATED],
+        "read_specific_batch": names[on.READ_SPECIFIC_BATCH],
+        "read_specific": names[on.READ_SPECIFIC],
+        "delete_specific": names[on.DELETE_SPECIFIC],
+        "extend_vt": names[on.EXTEND_VT],
+        "send_with_notify": names[on.SEND_WITH_NOTIFY],
+        "send_batch_with_notify": names[on.SEND_BATCH_WITH_NOTIFY],
     }
     return {
         "c": config,
@@ -143,17 +145,17 @@ def sql_context(config: PgmqNotifyConfig) -> dict[str, Any]:
         "pattern_pg": config.translated_pattern.postgres,
         "queue_created_channel": config.queue_created_channel(),
         "global_channel_name": config.global_message_ready_channel(),
-        "trigger_name": objects.message_trigger_name(config),
-        "meta_trigger_name": objects.meta_trigger_name(config),
+        "trigger_name": object_names.message_trigger_name(config),
+        "meta_trigger_name": object_names.meta_trigger_name(config),
         "trigger_mode": config.mode in ("trigger", "both"),
         "wrapper_functions": config.mode in ("wrapper", "both"),
-        "function_signatures": [spec.signature(config.schema) for spec in objects.FUNCTIONS],
+        "function_signatures": [spec.signature(config.schema) for spec in object_names.FUNCTIONS],
         "other_mode_signatures": [
-            spec.signature(config.schema) for spec in objects.FUNCTIONS if not spec.installed_for(config)
+            spec.signature(config.schema) for spec in object_names.FUNCTIONS if not spec.installed_for(config)
         ],
         "coalescing": config.coalesce_ms > 0,
         "attaching": config.mode in ("trigger", "both") or config.coalesce_ms > 0,
-        "coalesce_prefix": objects.coalesce_sequence_prefix(),
+        "coalesce_prefix": object_names.coalesce_sequence_prefix(),
         "notify_queue_limit": repr(float(NOTIFY_QUEUE_LIMIT)),
     }
 

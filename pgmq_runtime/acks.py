@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgmq_runtime.errors import ConsumerError, describe_error
+from pgmq_runtime.errors import ConnectionLostError, ConsumerError, describe_error
 from pgmq_runtime.listener import backoff_delay
 from pgmq_runtime.stats import Counters
 
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 Query = str | sql.SQL | sql.Composed
 Statement = tuple[Query, tuple[Any, ...]]
-CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
+# ConnectionLostError: what pgmq_runtime.db raises when it cannot open the connection.
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError, ConnectionLostError)
 DELETE_MANY = "SELECT pgmq.delete(%s::text, %s::bigint[])"
 ARCHIVE_MANY = "SELECT pgmq.archive(%s::text, %s::bigint[])"
 # At most this many ids in one pgmq.delete / pgmq.archive call.

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,11 +38,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
-from psycopg import sql
 
+from pgmq_runtime import db
 from pgmq_runtime.acks import AckBatcher, ControlSession
 from pgmq_runtime.config import PgmqNotifyConfig
-from pgmq_runtime.errors import ConsumerError, describe_error
+from pgmq_runtime.errors import (
+    ConnectionLostError,
+    ConsumerError,
+    DatabaseError,
+    PgmqNotInstalledError,
+    describe_error,
+)
 from pgmq_runtime.events import (
     InvalidEvent,
     JsonValue,
@@ -51,20 +58,20 @@ from pgmq_runtime.events import (
     MessageWithPayloadEvent,
     QueueCreatedEvent,
 )
-from pgmq_runtime.listener import PgmqNotifyListener, backoff_delay, connect_kwargs
+from pgmq_runtime.listener import PgmqNotifyListener
+from pgmq_runtime.queries import QUERIES
 from pgmq_runtime.rechecks import RecheckSchedule
 from pgmq_runtime.stats import ConsumerStats, Counters
 
 if TYPE_CHECKING:
     from pgmq_runtime.retries import RetryPolicy
 
+log = logging.getLogger(__name__)
+
 APPLICATION_NAME = "pgmq-runtime-consumer"
-_Query = str | sql.SQL | sql.Composed
-_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
 # Claim a delayed message this long after its visibility time, against clock jitter.
 _DELAY_MARGIN = 0.05
 _SET_VT_NOW = "SELECT msg_id FROM pgmq.set_vt(%s::text, %s::bigint[], 0)"
-_COLUMNS = "msg_id, read_ct, enqueued_at, vt, message, headers"
 
 
 class MessageActions(Protocol):
@@ -135,6 +142,13 @@ class PgmqConsumer:
     delivery allows) unless ``durable_claims``, while acknowledgements always
     wait for the disk. :meth:`stop` ends iteration and :meth:`run`; :meth:`close` hands
     messages claimed but not yet yielded back at once.
+
+    After ``liveness_interval`` idle seconds the claiming connection is checked
+    with a cheap query (answer within ``liveness_timeout``), so a connection
+    killed while idle is replaced before it is needed. ``database`` replaces
+    how the claiming connection is made (a :class:`pgmq_runtime.db.Connector`,
+    or :class:`pgmq_runtime.testing.FakePgmq`); ``configure`` is awaited on
+    each new connection of the default connector.
     """
 
     def __init__(
@@ -151,6 +165,10 @@ class PgmqConsumer:
         reconnect_timeout: float = 60.0,
         fifo: bool = False,
         durable_claims: bool = False,
+        liveness_interval: float = 5.0,
+        liveness_timeout: float = 5.0,
+        database: db.Database | None = None,
+        configure: db.Configure | None = None,
     ) -> None:
         names = [queues] if isinstance(queues, str) else list(queues)
         if not names:
@@ -176,6 +194,13 @@ class PgmqConsumer:
         self.reconnect_timeout = reconnect_timeout
         self.fifo = fifo
         self.durable_claims = durable_claims
+        self.liveness_interval = liveness_interval
+        self.liveness_timeout = liveness_timeout
+        # No server-side prepared statements: they break behind transaction poolers.
+        self._connector = db.Connector(self.dsn, application_name=APPLICATION_NAME, prepare=False, configure=configure)
+        self._database: db.Database = database or self._connector
+        self._session: db.Session | None = None
+        self._last_used = time.monotonic()
         self.counters = Counters()
         self._acks = AckBatcher(
             ControlSession(self._open_control, self._explain, reconnect_timeout), self.counters, on_commit=self._acked
@@ -185,7 +210,6 @@ class PgmqConsumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Messages a worker's handlers hold, by (queue name, msg_id).
         self.in_flight: dict[tuple[str, int], InFlight] = {}
-        self._conn: psycopg.AsyncConnection[Any] | None = None
         self._reconnecting = asyncio.Lock()
         self._clock_offset = 0.0
         self._ready: deque[ClaimedMessage] = deque()
@@ -223,9 +247,10 @@ class PgmqConsumer:
             return
         self._loop = asyncio.get_running_loop()
         try:
-            self._conn = await self._open()
-        except _CONNECTION_ERRORS as exc:
+            self._session = await self._open()
+        except DatabaseError as exc:
             raise ConsumerError(f"cannot connect the consumer: {describe_error(exc)}") from exc
+        log.info("consumer started on %s (%s)", sorted(self.queues.values()), self._mode())
         if self._listener is not None:
             try:
                 await self._listener.connect()
@@ -240,10 +265,17 @@ class PgmqConsumer:
         self._next_poll = time.monotonic() + self.poll_interval
         self._started = True
 
+    def _mode(self) -> str:
+        if self._listener is None:
+            return f"polling every {self.poll_interval:g} s"
+        return f"events, catch-up every {self.poll_interval:g} s"
+
     async def close(self) -> None:
         """Hand back unyielded messages, flush acknowledgements, close the connections (and own listener)."""
         if self._closed:
             return
+        if self._started:
+            log.info("consumer stopped: %s", self.stats)
         self._closed = True
         with contextlib.suppress(ConsumerError):
             await self.release(self.take_unstarted())
@@ -251,10 +283,9 @@ class PgmqConsumer:
         await self._acks.session.close()
         if self._listener is not None and self._owns_listener:
             await self._listener.close()
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     @property
     def stats(self) -> ConsumerStats:
@@ -437,13 +468,13 @@ class PgmqConsumer:
             try:
                 if await self._fill(limit):
                     continue
-            except _CONNECTION_ERRORS:
+            except ConnectionLostError as exc:
                 if self._closed or self._stopping:
                     break
                 # A claim may have been lost in flight: its message comes back
                 # when its visibility timeout ends, and a catch-up finds it.
                 try:
-                    await self._reconnect(deadline=None)
+                    await self._reconnect(deadline=None, reason=describe_error(exc))
                 except ConsumerError:
                     if self._closed or self._stopping:
                         break
@@ -461,6 +492,9 @@ class PgmqConsumer:
 
     async def _wait(self) -> None:
         now = time.monotonic()
+        if now - self._last_used >= self.liveness_interval:
+            await self._check_alive()
+            return
         if now >= self._next_poll:
             self._catch_up = set(self.queues)
             self._next_poll = now + self.poll_interval
@@ -475,6 +509,7 @@ class PgmqConsumer:
         recheck = self._rechecks.wait(now)
         if recheck is not None:
             timeout = min(timeout, recheck)
+        timeout = max(min(timeout, self._last_used + self.liveness_interval - now), 0.0)
         if self._wakeup.is_set():
             self._wakeup.clear()
             return
@@ -502,6 +537,7 @@ class PgmqConsumer:
     def _handle(self, item: ListenerItem) -> None:
         if isinstance(item, (ListenerGap, InvalidEvent)):
             # A gap, or a notification we cannot read, may hide messages.
+            log.info("gap (%s): catching up on %s", item.reason, sorted(self.queues.values()))
             self._gaps += 1
             self._catch_up = set(self.queues)
             return
@@ -532,6 +568,7 @@ class PgmqConsumer:
         pending = self._pending.setdefault(key, {})
         if len(pending) + len(event.msg_ids) > self.max_pending:
             # Announced faster than consumed: forget the ids and read the queue instead.
+            log.info("%s: over %d announced ids pending; falling back to reading the queue", key, self.max_pending)
             pending.clear()
             self._payloads = {k: v for k, v in self._payloads.items() if k[0] != key}
             self._catch_up.add(key)
@@ -580,10 +617,7 @@ class PgmqConsumer:
         if self._catch_up:
             key = min(self._catch_up)
             read = "read_grouped_head" if self.fifo else "read"
-            rows = await self._rows(
-                f"SELECT {_COLUMNS} FROM pgmq.{read}(%s::text, %s::integer, %s::integer)",
-                (self.queues[key], self.visibility_timeout, size),
-            )
+            rows = await self._rows(read, {"queue": self.queues[key], "vt": self.visibility_timeout, "qty": size})
             # Fewer rows than asked for may only mean that other consumers hold the rest
             # (SKIP LOCKED): the queue is caught up once a read finds nothing.
             if not rows:
@@ -596,38 +630,25 @@ class PgmqConsumer:
                     self._rechecks.found(key, time.monotonic())
             self._catch_up_reads += 1
             self._from_catch_up += len(rows)
-            self._ready.extend(self._message(key, *row) for row in rows)
+            self._ready.extend(self._message(key, row) for row in rows)
             return True
         return False
 
     async def _claim_ids(self, key: str, ids: list[int]) -> list[ClaimedMessage]:
         cached = [self._payloads.pop((key, i), None) for i in ids]
-        function = sql.Identifier(self.config.schema, "read_specific_batch_v1")
-        args = (self.queues[key], ids, self.visibility_timeout)
+        args = {"queue": self.queues[key], "ids": ids, "vt": self.visibility_timeout}
         if all(c is not None for c in cached):
             # Every message came in its event: claim without fetching the bodies again.
-            query = sql.SQL(
-                "SELECT msg_id, read_ct, enqueued_at, vt FROM {}(%s::text, %s::bigint[], %s::integer)"
-            ).format(function)
             bodies = dict(zip(ids, cached, strict=True))
-            rows = await self._rows(query, args)
-            return [self._message(key, *row, *(bodies[row[0]] or (None, None))) for row in rows]
-        query = sql.SQL(
-            "SELECT msg_id, read_ct, enqueued_at, vt, message, headers FROM {}(%s::text, %s::bigint[], %s::integer)"
-        ).format(function)
-        return [self._message(key, *row) for row in await self._rows(query, args)]
+            rows = await self._rows("claim_ids_without_body", args)
+            return [self._message(key, row, bodies[row["msg_id"]]) for row in rows]
+        return [self._message(key, row) for row in await self._rows("claim_ids", args)]
 
-    def _message(
-        self,
-        key: str,
-        msg_id: int,
-        read_ct: int,
-        enqueued_at: datetime,
-        vt: datetime,
-        message: JsonValue,
-        headers: JsonValue,
-    ) -> ClaimedMessage:
-        return ClaimedMessage(self.queues[key], msg_id, read_ct, enqueued_at, vt, message, headers, self)
+    def _message(self, key: str, row: db.Row, body: tuple[JsonValue, JsonValue] | None = None) -> ClaimedMessage:
+        message, headers = body if body is not None else (row["message"], row["headers"])
+        return ClaimedMessage(
+            self.queues[key], row["msg_id"], row["read_ct"], row["enqueued_at"], row["vt"], message, headers, self
+        )
 
     # -- message actions (MessageActions) ---------------------------------
 
@@ -648,10 +669,7 @@ class PgmqConsumer:
 
     async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None:
         """Push a message's visibility timeout ``seconds`` further out."""
-        query = sql.SQL("SELECT vt FROM {}(%s::text, %s::bigint, %s::integer)").format(
-            sql.Identifier(self.config.schema, "extend_vt_v1")
-        )
-        value = await self._scalar(query, (queue_name, msg_id, seconds))
+        value = await self._scalar("extend_vt", "vt", {"queue": queue_name, "msg_id": msg_id, "seconds": seconds})
         if not isinstance(value, datetime):
             return None
         hold = self.in_flight.get((queue_name, msg_id))
@@ -659,92 +677,117 @@ class PgmqConsumer:
             hold.vt = max(hold.vt, value)
         return value
 
-    async def _scalar(self, query: _Query, params: tuple[Any, ...]) -> Any:
-        # Delete, archive and extend are safe to repeat: retry once after a reconnect.
+    async def _scalar(self, name: str, column: str, params: dict[str, Any]) -> Any:
+        # Extend is safe to repeat: retry once after a reconnect.
         for attempt in (1, 2):
             try:
-                rows = await self._rows(query, params)
-                return rows[0][0] if rows else None
-            except _CONNECTION_ERRORS as exc:
+                rows = await self._rows(name, params)
+                return rows[0][column] if rows else None
+            except ConnectionLostError as exc:
                 if attempt == 2:
-                    raise ConsumerError(f"message {params[1]} of {params[0]}: {exc}") from exc
-                await self._reconnect(deadline=time.monotonic() + self.reconnect_timeout)
+                    raise ConsumerError(f"message {params['msg_id']} of {params['queue']}: {exc}") from exc
+                await self._reconnect(deadline=time.monotonic() + self.reconnect_timeout, reason=describe_error(exc))
         return None
 
     # -- connection --------------------------------------------------------
 
-    async def _rows(self, query: _Query, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        conn = self._conn
-        if conn is None or conn.closed:
-            raise psycopg.OperationalError("the consumer's connection is closed")
+    async def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[db.Row]:
+        """Run catalogued query ``name``; ConnectionLostError (to reconnect on) or ConsumerError."""
+        session = self._session
+        if session is None or session.closed:
+            raise ConnectionLostError("the consumer's connection is closed")
         try:
-            cursor = await conn.execute(query, params)
-            return await cursor.fetchall()
-        except _CONNECTION_ERRORS:
+            rows = await session.fetch(QUERIES[name], params)
+        except ConnectionLostError:
             raise
-        except psycopg.Error as exc:
-            raise ConsumerError(self._explain(exc)) from exc
+        except DatabaseError as exc:
+            raise ConsumerError(str(exc)) from exc
+        self._last_used = time.monotonic()
+        return rows
 
     def _explain(self, exc: psycopg.Error) -> str:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        missing = (psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName)
-        if isinstance(exc, missing) and self.config.schema in text:
-            return f"{text} (is the pgmq-codegen SQL installed, in schema {self.config.schema!r}?)"
-        if isinstance(exc, psycopg.errors.UndefinedTable):
-            return f"{text} (does every queue of {sorted(self.queues.values())} exist?)"
-        return text
+        """The one line for a database error of the control connection (see :func:`pgmq_runtime.db.translate`)."""
+        return str(db.translate(exc, schema=self.config.schema, queues=sorted(self.queues.values())))
 
-    async def _open(self) -> psycopg.AsyncConnection[Any]:
-        conn = await self._open_control()
-        if not self.durable_claims:
-            # A claim lost in a crash only makes its message visible again: no need to wait for the disk.
-            await conn.execute("SET synchronous_commit = off")
-        return conn
+    async def _check_alive(self) -> None:
+        """A cheap query on the idle connection; a dead one is replaced now, not at the next claim."""
+        self._last_used = time.monotonic()
+        try:
+            await asyncio.wait_for(self._rows("ping"), self.liveness_timeout)
+        except (ConnectionLostError, TimeoutError) as exc:
+            if self._closed or self._stopping:
+                return
+            reason = describe_error(exc) if isinstance(exc, ConnectionLostError) else "liveness query timed out"
+            await self._reconnect(deadline=None, reason=f"idle check: {reason}")
+            self._catch_up = set(self.queues)
+
+    async def _open(self) -> db.Session:
+        session = await self._database.session(APPLICATION_NAME, self.config.schema, sorted(self.queues.values()))
+        try:
+            if not self.durable_claims:
+                # A claim lost in a crash only makes its message visible again: no need to wait for the disk.
+                await session.fetch(QUERIES["claims_without_flush"])
+            before = time.time()
+            rows = await session.fetch(QUERIES["server_clock"])
+            after = time.time()
+        except BaseException:
+            await session.close()
+            raise
+        if rows:
+            self._clock_offset = float(rows[0]["epoch"]) - (before + after) / 2
+        self._last_used = time.monotonic()
+        return session
 
     async def _open_control(self) -> psycopg.AsyncConnection[Any]:
-        kwargs = connect_kwargs(self.dsn, APPLICATION_NAME, 10.0)
-        # No server-side prepared statements: they break behind transaction poolers.
-        kwargs["prepare_threshold"] = None
-        conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(self.dsn, **kwargs), 11.0)
-        before = time.time()
-        cursor = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
-        row = await cursor.fetchone()
-        after = time.time()
-        if row is not None:
-            self._clock_offset = float(row[0]) - (before + after) / 2
-        return conn
+        return await self._connector.connect()
 
-    async def _reconnect(self, deadline: float | None) -> None:
-        broken = self._conn
+    async def _reconnect(self, deadline: float | None, reason: str) -> None:
+        broken = self._session
         async with self._reconnecting:
-            if self._conn is not broken and self._conn is not None and not self._conn.closed:
+            if self._session is not broken and self._session is not None and not self._session.closed:
                 return  # another task reconnected while we waited
+            log.warning("consumer connection lost (%s); reconnecting", reason)
             if broken is not None:
-                with contextlib.suppress(Exception):
-                    await broken.close()
-            self._conn = None
+                await broken.close()
+            self._session = None
             attempt = 0
+            started = time.monotonic()
             while not self._closed and not (self._stopping and deadline is None):
                 attempt += 1
                 try:
-                    self._conn = await self._open()
+                    self._session = await self._open()
                     self._reconnects += 1
+                    log.warning(
+                        "consumer reconnected after %.1f s and %d attempt(s) (was: %s)",
+                        time.monotonic() - started,
+                        attempt,
+                        reason,
+                    )
                     return
-                except _CONNECTION_ERRORS as exc:
+                except ConnectionLostError as exc:
                     if deadline is not None and time.monotonic() > deadline:
                         raise ConsumerError(f"cannot reconnect the consumer: {exc}") from exc
-                await asyncio.sleep(backoff_delay(attempt, 0.1, 5.0))
+                await asyncio.sleep(db.backoff_delay(attempt, 0.1, 5.0))
             raise ConsumerError("the consumer is closed")
 
 
 async def queues_in_namespace(dsn: str, config: PgmqNotifyConfig, namespace: str) -> list[str]:
-    """The existing queues whose name maps to ``namespace`` under ``config``'s pattern."""
+    """The existing queues whose name maps to ``namespace`` under ``config``'s pattern.
+
+    Raises :class:`ConsumerError` with one line: server unreachable, PGMQ not
+    installed, ... (its cause is the typed error of :mod:`pgmq_runtime.db`).
+    """
     try:
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-            cursor = await conn.execute("SELECT queue_name FROM pgmq.meta ORDER BY queue_name")
-            names = [str(row[0]) for row in await cursor.fetchall()]
-    except psycopg.errors.UndefinedTable as exc:
+        session = await db.Connector(dsn, application_name=APPLICATION_NAME).session(APPLICATION_NAME, config.schema)
+        try:
+            rows = await session.fetch(QUERIES["queue_names"])
+        finally:
+            await session.close()
+    except PgmqNotInstalledError as exc:
         raise ConsumerError("PGMQ is not installed in this database (no table pgmq.meta)") from exc
-    except (*_CONNECTION_ERRORS, psycopg.Error) as exc:
-        raise ConsumerError(f"cannot list the queues: {describe_error(exc)}") from exc
+    except DatabaseError as exc:
+        # The driver's own words say best why a connection failed ("Connection refused", a wrong password).
+        cause = exc.__cause__ if isinstance(exc, ConnectionLostError) and exc.__cause__ is not None else exc
+        raise ConsumerError(f"cannot list the queues: {describe_error(cause)}") from exc
+    names = [str(row["queue_name"]) for row in rows]
     return [name for name in names if config.extract_namespace(name) == namespace]

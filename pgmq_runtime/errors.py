@@ -39,6 +39,30 @@ class DatabaseError(PgmqNotifyError):
     """A database operation failed; the message names the operation and the cause."""
 
 
+class ConnectionLostError(DatabaseError):
+    """The database could not be reached, or the connection dropped (restart, kill, network)."""
+
+
+class PoolClosedError(DatabaseError):
+    """The connection pool (or the client that owns it) is closed."""
+
+
+class QueueNotFoundError(DatabaseError):
+    """A PGMQ queue that an operation names does not exist."""
+
+
+class MigrationMissingError(DatabaseError):
+    """pgmq-codegen's objects are missing from the config's schema: the migration was not run."""
+
+
+class PgmqNotInstalledError(DatabaseError):
+    """PGMQ itself (its ``pgmq`` schema and functions) is not installed in the database."""
+
+
+class MessageNotSerializableError(PgmqNotifyError, TypeError):
+    """A message or its headers cannot be encoded as JSON."""
+
+
 class ChannelNameError(PgmqNotifyError):
     """A channel name PostgreSQL cannot LISTEN on as given (empty, or over 63 bytes)."""
 

@@ -16,23 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
+from pgmq_runtime import db
 from pgmq_runtime.config import CHANNEL_MAX_BYTES, PgmqNotifyConfig
-from pgmq_runtime.errors import ChannelNameError, ListenerError
+
+# Re-exported: they lived here before the connection layer.
+from pgmq_runtime.db import backoff_delay as backoff_delay
+from pgmq_runtime.db import connect_kwargs as connect_kwargs
+from pgmq_runtime.errors import ChannelNameError, ConnectionLostError, ListenerError, PgmqNotifyError, describe_error
 from pgmq_runtime.events import (
     InvalidEvent,
     ListenerItem,
@@ -40,9 +43,11 @@ from pgmq_runtime.events import (
     ListenerReconnected,
     parse_event,
 )
+from pgmq_runtime.queries import QUERIES
+
+log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "pgmq-runtime-listener"
-_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
 
 
 def validate_channel(channel: str) -> str:
@@ -61,16 +66,6 @@ def validate_channel(channel: str) -> str:
             f"channel name {channel!r} is {size} bytes; PostgreSQL takes at most {CHANNEL_MAX_BYTES}"
         )
     return channel
-
-
-def backoff_delay(attempt: int, initial: float, cap: float, rand: Callable[[], float] = random.random) -> float:
-    """Seconds to wait before reconnect ``attempt`` (1-based): capped exponential, jittered.
-
-    Half of the capped delay is fixed and half is random ("equal jitter"), so
-    many listeners dropped at once do not reconnect in lockstep.
-    """
-    ceiling = min(cap, initial * 2.0 ** max(attempt - 1, 0))
-    return ceiling / 2 + ceiling / 2 * rand()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +124,6 @@ class _Dropped:
         self.since = datetime.now(UTC)
 
 
-class _Dead(Exception):
-    """Internal: the connection failed its liveness check."""
-
-
 class PgmqNotifyListener:
     """LISTEN on pgmq-codegen channels and iterate over typed events and gap markers.
 
@@ -147,7 +138,8 @@ class PgmqNotifyListener:
     ``liveness_timeout`` seconds or the connection is replaced; reconnect
     attempts wait ``backoff_initial`` seconds, doubling up to ``backoff_max``,
     jittered; ``read_window`` bounds how long a ``listen()`` call made while
-    iterating waits for the connection.
+    iterating waits for the connection; ``configure`` is awaited on every new
+    connection (see :class:`pgmq_runtime.db.Connector`).
     """
 
     def __init__(
@@ -162,6 +154,7 @@ class PgmqNotifyListener:
         backoff_max: float = 10.0,
         connect_timeout: float = 10.0,
         read_window: float = 0.25,
+        configure: db.Configure | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
@@ -173,6 +166,9 @@ class PgmqNotifyListener:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.connect_timeout = connect_timeout
+        self._connector = db.Connector(
+            dsn, application_name=APPLICATION_NAME, connect_timeout=connect_timeout, configure=configure
+        )
         self._window = min(read_window, liveness_interval)
         self._channels: set[str] = set()
         self._probes: dict[str, asyncio.Future[None]] = {}
@@ -216,10 +212,11 @@ class PgmqNotifyListener:
         try:
             conn = await self._open()
             await self._listen_all(conn)
-        except (*_CONNECTION_ERRORS, psycopg.Error) as exc:
-            raise ListenerError(f"cannot connect the listener: {_describe(exc)}") from exc
+        except PgmqNotifyError as exc:
+            raise ListenerError(f"cannot connect the listener: {describe_error(exc)}") from exc
         self._conn = conn
         self._last_alive = time.monotonic()
+        log.info("listener connected (backend pid %s, %d channel(s))", conn.info.backend_pid, len(self._channels))
 
     async def close(self) -> None:
         """Stop reading and close the connection; iteration then ends."""
@@ -231,7 +228,9 @@ class PgmqNotifyListener:
                 await self._reader
         conn, self._conn = self._conn, None
         if conn is not None:
-            await _close_quietly(conn)
+            await db.close_quietly(conn)
+        if self._started:
+            log.info("listener stopped after %d event(s), %d reconnect(s)", self._events, self._reconnects)
         for task in list(self._background):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -259,16 +258,16 @@ class PgmqNotifyListener:
         if conn is not None:
             # A failure here is a dropped connection: the reader reconnects and
             # LISTENs on every channel in the set, this one included.
-            with contextlib.suppress(*_CONNECTION_ERRORS):
-                await conn.execute(_listen_sql(channel))
+            with contextlib.suppress(ConnectionLostError):
+                await self._run_on(conn, "listen", channel=channel)
 
     async def unlisten(self, channel: str) -> None:
         """Stop listening on ``channel``."""
         self._channels.discard(channel)
         conn = self._conn
         if conn is not None:
-            with contextlib.suppress(*_CONNECTION_ERRORS):
-                await conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(channel)))
+            with contextlib.suppress(ConnectionLostError):
+                await self._run_on(conn, "unlisten", channel=channel)
 
     async def listen_queue_created(self) -> None:
         """Listen for ``queue_created`` events."""
@@ -311,7 +310,7 @@ class PgmqNotifyListener:
             if self._buffer:
                 return _materialize(self._buffer.popleft())
             if self._failure is not None:
-                raise ListenerError(f"the listener stopped: {_describe(self._failure)}") from self._failure
+                raise ListenerError(f"the listener stopped: {describe_error(self._failure)}") from self._failure
             if self._closed:
                 return None
             self._ready.clear()
@@ -363,9 +362,12 @@ class PgmqNotifyListener:
             conn = self._conn
             if conn is None:
                 return SelfCheckResult(False, channel, 0.0, "the listener is not connected")
-            await conn.execute(_listen_sql(channel))
-            async with await self._open() as sender:
-                await sender.execute("SELECT pg_notify(%s, 'probe')", (channel,))
+            await self._run_on(conn, "listen", channel=channel)
+            sender = await self._open()
+            try:
+                await db.run(sender, QUERIES["notify"], {"channel": channel, "payload": "probe"}, schema="")
+            finally:
+                await db.close_quietly(sender)
             await asyncio.wait_for(asyncio.shield(arrived), timeout)
             waited = time.monotonic() - started
             return SelfCheckResult(True, channel, waited, "the probe notification arrived")
@@ -377,14 +379,14 @@ class PgmqNotifyListener:
                 f"no probe notification within {timeout:g} s: LISTEN/NOTIFY does not reach this "
                 "connection (a pooler in transaction mode, or a read replica?)",
             )
-        except _CONNECTION_ERRORS as exc:
-            return SelfCheckResult(False, channel, time.monotonic() - started, _describe(exc))
+        except ConnectionLostError as exc:
+            return SelfCheckResult(False, channel, time.monotonic() - started, describe_error(exc))
         finally:
             self._probes.pop(channel, None)
             conn = self._conn
             if conn is not None:
-                with contextlib.suppress(*_CONNECTION_ERRORS):
-                    await conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(channel)))
+                with contextlib.suppress(ConnectionLostError):
+                    await self._run_on(conn, "unlisten", channel=channel)
 
     # -- internals ---------------------------------------------------------
 
@@ -397,15 +399,17 @@ class PgmqNotifyListener:
         self._reader = asyncio.get_running_loop().create_task(self._run(), name="pgmq-listener")
 
     async def _open(self) -> psycopg.AsyncConnection[Any]:
-        kwargs = connect_kwargs(self.dsn, APPLICATION_NAME, self.connect_timeout)
-        return await asyncio.wait_for(psycopg.AsyncConnection.connect(self.dsn, **kwargs), self.connect_timeout + 1)
+        return await self._connector.connect()
+
+    async def _run_on(self, conn: psycopg.AsyncConnection[Any], name: str, **identifiers: str) -> None:
+        await db.run(conn, QUERIES[name], schema=self.config.schema, identifiers=identifiers)
 
     async def _listen_all(self, conn: psycopg.AsyncConnection[Any]) -> None:
         done: set[str] = set()
         # Channels added while we await are picked up by the next round.
         while todo := (self._channels | set(self._probes)) - done:
             for channel in sorted(todo):
-                await conn.execute(_listen_sql(channel))
+                await self._run_on(conn, "listen", channel=channel)
                 done.add(channel)
 
     async def _run(self) -> None:
@@ -417,13 +421,15 @@ class PgmqNotifyListener:
                     if conn is None:
                         return
                 try:
-                    await self._pump(conn)
-                except (*_CONNECTION_ERRORS, _Dead) as exc:
+                    with db.translating():
+                        await self._pump(conn)
+                except ConnectionLostError as exc:
                     self._conn = None
                     self._abandon(conn)
                     conn = None
-                    self._down_reason = _describe(exc)
+                    self._down_reason = describe_error(exc)
                     self._down_since = time.monotonic()
+                    log.warning("listener connection lost (%s); reconnecting", self._down_reason)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -444,13 +450,13 @@ class PgmqNotifyListener:
                 self._last_alive = time.monotonic()
 
     async def _ping(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        probe = asyncio.ensure_future(conn.execute("SELECT 1"))
+        probe = asyncio.ensure_future(db.run(conn, QUERIES["ping"], schema=self.config.schema))
         done, _ = await asyncio.wait({probe}, timeout=self.liveness_timeout)
         if not done:
             # A half-open connection: don't wait for psycopg's cancel dance here.
             probe.cancel()
             self._background_task(_reap(probe))
-            raise _Dead(f"liveness query got no answer within {self.liveness_timeout:g} s")
+            raise ConnectionLostError(f"liveness query got no answer within {self.liveness_timeout:g} s")
         probe.result()
 
     async def _reconnect(self) -> psycopg.AsyncConnection[Any] | None:
@@ -461,23 +467,30 @@ class PgmqNotifyListener:
             try:
                 conn = await self._open()
                 await self._listen_all(conn)
-            except _CONNECTION_ERRORS as exc:
+            except ConnectionLostError as exc:
                 if conn is not None:
                     self._abandon(conn)
-                self._last_error = _describe(exc)
+                self._last_error = describe_error(exc)
+                if attempt == 1 or attempt % 10 == 0:
+                    log.warning("listener reconnect attempt %d failed: %s", attempt, self._last_error)
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_initial, self.backoff_max))
                 continue
             self._conn = conn
             self._last_alive = time.monotonic()
             self._reconnects += 1
-            self._buffer.append(
-                ListenerReconnected(
-                    at=datetime.now(UTC),
-                    reason=self._down_reason,
-                    down_seconds=time.monotonic() - self._down_since,
-                    attempts=attempt,
-                )
+            gap = ListenerReconnected(
+                at=datetime.now(UTC),
+                reason=self._down_reason,
+                down_seconds=time.monotonic() - self._down_since,
+                attempts=attempt,
             )
+            log.warning(
+                "listener reconnected after %.1f s and %d attempt(s) (was: %s); events in between may be lost",
+                gap.down_seconds,
+                attempt,
+                gap.reason,
+            )
+            self._buffer.append(gap)
             self._ready.set()
             return conn
         return None
@@ -502,35 +515,17 @@ class PgmqNotifyListener:
             if isinstance(tail, _Dropped):
                 tail.count += 1
             else:
+                log.warning("listener buffer full (%d items): dropping notifications until read", self.buffer_size)
                 self._buffer.append(_Dropped())
         self._ready.set()
 
     def _abandon(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._background_task(_close_quietly(conn))
+        self._background_task(db.close_quietly(conn))
 
     def _background_task(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def connect_kwargs(dsn: str, application_name: str, connect_timeout: float) -> dict[str, Any]:
-    """Connection settings for a long-lived runtime connection; the DSN's own values win."""
-    given = conninfo_to_dict(dsn)
-    defaults: dict[str, Any] = {
-        "application_name": application_name,
-        "connect_timeout": max(1, round(connect_timeout)),
-        # The OS notices a dead peer even while we only wait for notifications.
-        "keepalives": 1,
-        "keepalives_idle": 30,
-        "keepalives_interval": 10,
-        "keepalives_count": 3,
-    }
-    return {"autocommit": True, **{k: v for k, v in defaults.items() if k not in given}}
-
-
-def _listen_sql(channel: str) -> sql.Composed:
-    return sql.SQL("LISTEN {}").format(sql.Identifier(channel))
 
 
 def _materialize(item: ListenerItem | _Dropped) -> ListenerItem:
@@ -543,16 +538,6 @@ def _materialize(item: ListenerItem | _Dropped) -> ListenerItem:
     return item
 
 
-async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(conn.close(), 10)
-
-
 async def _reap(task: asyncio.Future[Any]) -> None:
     with contextlib.suppress(BaseException):
         await asyncio.wait_for(task, 15)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -3,7 +3,15 @@
 ``FakePgmq`` keeps queues in memory and, on every send, builds the event the
 generated SQL would send (payload or signal by byte size, batch events,
 channels from the config) and hands it to every :class:`FakeListener` that
-listens on the channel. :class:`FakeConsumer` yields real
+listens on the channel.
+
+It fakes the runtime's lowest layer, :mod:`pgmq_runtime.db`: it answers the
+named queries of :mod:`pgmq_runtime.queries` in memory. So the real
+:class:`~pgmq_runtime.consumer.PgmqConsumer` and
+:class:`~pgmq_runtime.client.PgmqNotifyClient` run on it unchanged:
+``PgmqConsumer("fake", queues, poll_only=True, database=fake)`` and
+``PgmqNotifyClient(fake)``. :meth:`FakePgmq.consumer` wraps such a consumer and
+stops once nothing visible is left; its messages are real
 :class:`~pgmq_runtime.consumer.ClaimedMessage` objects whose ``delete``,
 ``archive`` and ``extend`` act on the fake queues::
 
@@ -17,25 +25,34 @@ listens on the channel. :class:`FakeConsumer` yields real
 
 Differences from the real thing, on purpose: nothing is lost unless you call
 :meth:`FakeListener.disconnect` (which yields a gap marker), time does not pass
-(``delay_seconds`` only shapes the event), and :meth:`FakeListener.end` lets
-iteration finish so that tests terminate.
+(``delay_seconds`` only shapes the event and sets ``vt``), :meth:`FakeListener.end`
+lets iteration finish so that tests terminate, a transaction's rollback only
+takes back its sends (not its reads or deletes), and arbitrary SQL
+(``transaction().execute``) is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
+import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
-from pgmq_runtime.consumer import ClaimedMessage
+from pgmq_runtime.consumer import ClaimedMessage, PgmqConsumer
+from pgmq_runtime.db import Params, Row
+from pgmq_runtime.errors import DatabaseError, MigrationMissingError, QueueNotFoundError
 from pgmq_runtime.events import JsonValue, ListenerItem, ListenerReconnected, parse_event
 from pgmq_runtime.listener import ListenerStats, SelfCheckResult, validate_channel
+from pgmq_runtime.queries import Query
 
 
 def _sql_json(obj: Mapping[str, Any]) -> str:
@@ -65,6 +82,13 @@ class FakeQueue:
     name: str
     messages: dict[int, _Stored] = field(default_factory=dict)
     archived: dict[int, _Stored] = field(default_factory=dict)
+    unlogged: bool = False
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    sent: int = 0
+
+    def visible(self, now: datetime) -> list[_Stored]:
+        """Messages visible at ``now``, oldest first."""
+        return sorted((m for m in self.messages.values() if m.vt <= now), key=lambda m: m.msg_id)
 
 
 class FakePgmq:
@@ -75,6 +99,10 @@ class FakePgmq:
         self.queues: dict[str, FakeQueue] = {}
         self._listeners: list[FakeListener] = []
         self._next_id = 0
+        # While a fake transaction is open: its sends and their events, released at commit.
+        self._staged: list[tuple[str, int]] | None = None
+        self._held: list[tuple[list[str], dict[str, Any], str]] = []
+        self.queries: list[str] = []  # names of the queries answered, in order (for assertions)
 
     def listener(self, buffer_size: int = 1000) -> FakeListener:
         """A new fake listener attached to these queues."""
@@ -83,7 +111,7 @@ class FakePgmq:
         return listener
 
     def consumer(self, queues: str | Sequence[str], visibility_timeout: int = 30) -> FakeConsumer:
-        """A fake consumer of ``queues``; it stops when nothing visible is left."""
+        """A real :class:`PgmqConsumer` of ``queues`` on this fake; it stops when nothing visible is left."""
         return FakeConsumer(self, [queues] if isinstance(queues, str) else list(queues), visibility_timeout)
 
     def queue(self, name: str) -> FakeQueue:
@@ -101,7 +129,15 @@ class FakePgmq:
         }
         self._publish([self.config.queue_created_channel()], event)
 
-    def send(self, queue_name: str, message: JsonValue, headers: JsonValue = None, delay_seconds: int = 0) -> int:
+    def send(
+        self,
+        queue_name: str,
+        message: JsonValue,
+        headers: JsonValue = None,
+        delay_seconds: int = 0,
+        *,
+        source: str = "trigger",
+    ) -> int:
         """Store one message and announce it (``message_with_payload`` or ``message_ready``)."""
         stored = self._store(queue_name, message, headers, delay_seconds)
         base = self._base(queue_name, stored.msg_id)
@@ -117,14 +153,25 @@ class FakePgmq:
             "headers": headers,
             **tail,
         }
-        if self.config.include_payload == "never" or len(self._text(event).encode()) > (self.config.max_payload_size):
+        if self.config.include_payload == "never" or len(self._text(event, source).encode()) > (
+            self.config.max_payload_size
+        ):
             event = {"event_type": "message_ready", **base, **tail, "payload_omitted": True}
-        self._publish(self.config.channels_for_queue(queue_name), event)
+        self._publish(self.config.channels_for_queue(queue_name), event, source)
         return stored.msg_id
 
-    def send_batch(self, queue_name: str, messages: Sequence[JsonValue], delay_seconds: int = 0) -> list[int]:
+    def send_batch(
+        self,
+        queue_name: str,
+        messages: Sequence[JsonValue],
+        delay_seconds: int = 0,
+        *,
+        headers: Sequence[JsonValue] | None = None,
+        source: str = "trigger",
+    ) -> list[int]:
         """Store several messages and announce them with one ``batch_ready`` event."""
-        ids = [self._store(queue_name, m, None, delay_seconds).msg_id for m in messages]
+        heads = list(headers) if headers is not None else [None] * len(messages)
+        ids = [self._store(queue_name, m, h, delay_seconds).msg_id for m, h in zip(messages, heads, strict=True)]
         first = self.queue(queue_name).messages[ids[0]] if ids else None
         ready_at = first.vt if first else datetime.now(UTC)
         event = {
@@ -138,14 +185,18 @@ class FakePgmq:
             "delay_seconds": delay_seconds,
         }
         if ids:
-            self._publish(self.config.channels_for_queue(queue_name), event)
+            self._publish(self.config.channels_for_queue(queue_name), event, source)
         return ids
 
     def _store(self, queue_name: str, message: JsonValue, headers: JsonValue, delay: int) -> _Stored:
         self._next_id += 1
         now = datetime.now(UTC)
         stored = _Stored(self._next_id, message, headers, now, now + timedelta(seconds=delay))
-        self.queue(queue_name).messages[stored.msg_id] = stored
+        queue = self.queue(queue_name)
+        queue.messages[stored.msg_id] = stored
+        queue.sent += 1
+        if self._staged is not None:
+            self._staged.append((queue_name, stored.msg_id))
         return stored
 
     def _base(self, queue_name: str, msg_id: int) -> dict[str, Any]:
@@ -155,16 +206,72 @@ class FakePgmq:
             "namespace": self.config.extract_namespace(queue_name),
         }
 
-    def _text(self, event: dict[str, Any]) -> str:
+    def _text(self, event: dict[str, Any], source: str = "trigger") -> str:
         if self.config.include_metadata:
-            event = {**event, "metadata": {"source": "trigger"}}
+            event = {**event, "metadata": {"source": source}}
         return _sql_json(event)
 
-    def _publish(self, channels: list[str], event: dict[str, Any]) -> None:
-        text = self._text(event)
+    def _publish(self, channels: list[str], event: dict[str, Any], source: str = "trigger") -> None:
+        if self._staged is not None:
+            self._held.append((channels, event, source))  # NOTIFY is delivered at commit
+            return
+        text = self._text(event, source)
         for listener in self._listeners:
             for channel in channels:
                 listener.notify(channel, text)
+
+    # -- the connection layer (pgmq_runtime.db) ----------------------------
+
+    async def session(self, application_name: str, schema: str, queues: Sequence[str] = ()) -> FakePgmq:
+        """:class:`pgmq_runtime.db.Database`: a "connection" is this fake itself."""
+        return self
+
+    @property
+    def closed(self) -> bool:
+        """A fake connection never drops."""
+        return False
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def fetch(self, query: Query, params: Params = None, *, queue: str | None = None) -> list[Row]:
+        """:class:`pgmq_runtime.db.Executor`: answer a catalogued query from the in-memory queues."""
+        handler = _HANDLERS.get(query.name)
+        if handler is None:
+            raise DatabaseError(f"FakePgmq does not implement query {query.name!r}")
+        self.queries.append(query.name)
+        return handler(self, dict(params or {}))
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[FakePgmq]:
+        """A fake transaction: its sends are taken back on rollback, their events held until commit."""
+        if self._staged is not None:
+            raise DatabaseError("FakePgmq does not nest transactions")
+        staged: list[tuple[str, int]] = []
+        self._staged, self._held = staged, []
+        try:
+            yield self
+        except BaseException:
+            for name, msg_id in staged:
+                self.queue(name).messages.pop(msg_id, None)
+            raise
+        else:
+            held = self._held
+            self._staged = None
+            for channels, event, source in held:
+                self._publish(channels, event, source)
+        finally:
+            self._staged, self._held = None, []
+
+    async def execute(self, statement: str, params: Any = None) -> None:
+        """Arbitrary SQL cannot be faked."""
+        raise DatabaseError("FakePgmq cannot run arbitrary SQL; test that part against PostgreSQL")
+
+    def _existing(self, name: str) -> FakeQueue:
+        queue = self.queues.get(name.lower())
+        if queue is None:
+            raise QueueNotFoundError(f"queue {name!r} does not exist (FakePgmq)")
+        return queue
 
     # -- MessageActions ----------------------------------------------------
 
@@ -323,32 +430,246 @@ class FakeListener:
 
 
 class FakeConsumer:
-    """Yields the visible messages of fake queues as ClaimedMessage; stops when none is left."""
+    """A real :class:`PgmqConsumer` (poll-only, one message per read) on a fake; stops when none is visible."""
 
     def __init__(self, fake: FakePgmq, queues: list[str], visibility_timeout: int = 30) -> None:
         self.fake = fake
         self.queues = queues
         self.visibility_timeout = visibility_timeout
+        self.consumer = PgmqConsumer(
+            "fake",
+            queues,
+            fake.config,
+            visibility_timeout=visibility_timeout,
+            batch_size=1,
+            poll_only=True,
+            poll_interval=0.001,
+            database=fake,
+        )
 
     def __aiter__(self) -> FakeConsumer:
         return self
 
     async def __anext__(self) -> ClaimedMessage:
         now = datetime.now(UTC)
-        for name in self.queues:
-            queue = self.fake.queue(name)
-            for stored in sorted(queue.messages.values(), key=lambda s: s.msg_id):
-                if stored.vt <= now:
-                    stored.vt = now + timedelta(seconds=self.visibility_timeout)
-                    stored.read_ct += 1
-                    return ClaimedMessage(
-                        queue.name,
-                        stored.msg_id,
-                        stored.read_ct,
-                        stored.enqueued_at,
-                        stored.vt,
-                        stored.message,
-                        stored.headers,
-                        self.fake,
-                    )
-        raise StopAsyncIteration
+        if not any(self.fake.queue(name).visible(now) for name in self.queues):
+            await self.consumer.close()
+            raise StopAsyncIteration
+        # The consumer's acknowledgements run on its own psycopg connection (pgmq_runtime.acks), outside
+        # the layer this fake replaces: the message's delete/archive/extend act on the fake directly.
+        return dataclasses.replace(await self.consumer.__anext__(), actions=self.fake)
+
+
+# -- answers to the catalogued queries ---------------------------------------
+
+
+def _row(queue: FakeQueue, m: _Stored) -> Row:
+    return {
+        "msg_id": m.msg_id,
+        "read_ct": m.read_ct,
+        "enqueued_at": m.enqueued_at,
+        "vt": m.vt,
+        "message": m.message,
+        "headers": m.headers,
+    }
+
+
+def _claim(queue: FakeQueue, found: list[_Stored], vt: int) -> list[Row]:
+    now = datetime.now(UTC)
+    for m in found:
+        m.vt = now + timedelta(seconds=vt)
+        m.read_ct += 1
+    return [_row(queue, m) for m in found]
+
+
+def _read(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    queue = fake._existing(p["queue"])
+    return _claim(queue, queue.visible(datetime.now(UTC))[: p["qty"]], p["vt"])
+
+
+def _read_grouped_head(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    """PGMQ's FIFO read: the oldest message of each ``x-pgmq-group``, if no message of that group is claimed."""
+    queue = fake._existing(p["queue"])
+    now = datetime.now(UTC)
+
+    def group(m: _Stored) -> Any:
+        return m.headers.get("x-pgmq-group") if isinstance(m.headers, dict) else None
+
+    heads: dict[Any, _Stored] = {}
+    for m in sorted(queue.messages.values(), key=lambda m: m.msg_id):
+        heads.setdefault(group(m), m)
+    found = [m for m in heads.values() if m.vt <= now][: p["qty"]]
+    return _claim(queue, found, p["vt"])
+
+
+def _claim_ids(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    queue = fake._existing(p["queue"])
+    wanted = set(p["ids"])
+    return _claim(queue, [m for m in queue.visible(datetime.now(UTC)) if m.msg_id in wanted], p["vt"])
+
+
+def _claim_ids_without_body(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    return [{k: r[k] for k in ("msg_id", "read_ct", "enqueued_at", "vt")} for r in _claim_ids(fake, p)]
+
+
+def _read_specific(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    return _claim_ids(fake, {**p, "ids": [p["msg_id"]]})
+
+
+def _pop(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    queue = fake._existing(p["queue"])
+    found = queue.visible(datetime.now(UTC))[: p["qty"]]
+    for m in found:
+        del queue.messages[m.msg_id]
+    return [_row(queue, m) for m in found]
+
+
+def _remove(fake: FakePgmq, p: dict[str, Any], archive: bool) -> list[int]:
+    queue = fake._existing(p["queue"])
+    done = []
+    for msg_id in p["ids"] if "ids" in p else [p["msg_id"]]:
+        stored = queue.messages.pop(msg_id, None)
+        if stored is not None:
+            done.append(msg_id)
+            if archive:
+                queue.archived[msg_id] = stored
+    return done
+
+
+def _set_vt(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    queue = fake._existing(p["queue"])
+    now = datetime.now(UTC)
+    found = [queue.messages[i] for i in p["ids"] if i in queue.messages]
+    for m in found:
+        m.vt = now + timedelta(seconds=p["vt"])
+    return [_row(queue, m) for m in found]
+
+
+def _extend_vt(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    stored = fake._existing(p["queue"]).messages.get(p["msg_id"])
+    if stored is None:
+        return [{"vt": None}]
+    stored.vt = max(stored.vt, datetime.now(UTC)) + timedelta(seconds=p["seconds"])
+    return [{"vt": stored.vt}]
+
+
+def _needs_wrappers(fake: FakePgmq) -> None:
+    if fake.config.mode == "trigger":
+        raise MigrationMissingError(
+            f"function {fake.config.schema}.send_with_notify does not exist (FakePgmq in mode 'trigger')"
+        )
+
+
+def _send(fake: FakePgmq, p: dict[str, Any], source: str = "trigger") -> list[Row]:
+    queue = fake._existing(p["queue"])
+    headers = None if p["headers"] is None else json.loads(p["headers"])
+    msg_id = fake.send(queue.name, json.loads(p["message"]), headers, p["delay"], source=source)
+    return [{"msg_id": msg_id}]
+
+
+def _send_with_notify(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    _needs_wrappers(fake)
+    return _send(fake, p, "wrapper" if fake.config.mode == "wrapper" else "trigger")
+
+
+def _send_batch(fake: FakePgmq, p: dict[str, Any], source: str = "trigger") -> list[Row]:
+    queue = fake._existing(p["queue"])
+    messages = [json.loads(m) for m in p["messages"]]
+    headers = None if p["headers"] is None else [None if h is None else json.loads(h) for h in p["headers"]]
+    ids = fake.send_batch(queue.name, messages, p["delay"], headers=headers, source=source)
+    return [{"msg_id": i} for i in ids]
+
+
+def _send_batch_with_notify(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    _needs_wrappers(fake)
+    return _send_batch(fake, p, "wrapper" if fake.config.mode == "wrapper" else "trigger")
+
+
+def _create(fake: FakePgmq, p: dict[str, Any], unlogged: bool = False) -> list[Row]:
+    if p["queue"].lower() not in fake.queues:
+        fake.create_queue(p["queue"])
+        fake.queue(p["queue"]).unlogged = unlogged
+    return []
+
+
+def _purge(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    queue = fake._existing(p["queue"])
+    count = len(queue.messages)
+    queue.messages.clear()
+    return [{"purged": count}]
+
+
+def _drop(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    return [{"dropped": fake.queues.pop(p["queue"].lower(), None) is not None}]
+
+
+def _list_queues(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    return [
+        {"queue_name": q.name, "is_partitioned": False, "is_unlogged": q.unlogged, "created_at": q.created_at}
+        for q in sorted(fake.queues.values(), key=lambda q: q.name)
+    ]
+
+
+def _metrics(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    queue = fake._existing(p["queue"])
+    now = datetime.now(UTC)
+    ages = [int((now - m.enqueued_at).total_seconds()) for m in queue.messages.values()]
+    return [
+        {
+            "queue_name": queue.name,
+            "queue_length": len(queue.messages),
+            "newest_msg_age_sec": min(ages) if ages else None,
+            "oldest_msg_age_sec": max(ages) if ages else None,
+            "total_messages": queue.sent,
+            "scrape_time": now,
+        }
+    ]
+
+
+def _health(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    return [
+        {
+            "pgmq_installed": True,
+            "pgmq_version": None,
+            "schema_comment": object_names.marker("fake", fake.config),
+            "has_topics": False,
+            "notification_queue_usage": 0.0,
+        }
+    ]
+
+
+def _installed_functions(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    comment = object_names.marker("fake", fake.config)
+    return [{"name": f.name, "args": f.args, "comment": comment} for f in object_names.functions_for(fake.config)]
+
+
+_HANDLERS: dict[str, Callable[[FakePgmq, dict[str, Any]], list[Row]]] = {
+    "ping": lambda fake, p: [{"ok": 1}],
+    "server_clock": lambda fake, p: [{"epoch": time.time()}],
+    "claims_without_flush": lambda fake, p: [],
+    "read": _read,
+    "read_grouped_head": _read_grouped_head,
+    "claim_ids": _claim_ids,
+    "claim_ids_without_body": _claim_ids_without_body,
+    "read_specific": _read_specific,
+    "pop": _pop,
+    "delete": lambda fake, p: [{"done": bool(_remove(fake, p, archive=False))}],
+    "delete_many": lambda fake, p: [{"msg_id": i} for i in _remove(fake, p, archive=False)],
+    "archive": lambda fake, p: [{"done": bool(_remove(fake, p, archive=True))}],
+    "archive_many": lambda fake, p: [{"msg_id": i} for i in _remove(fake, p, archive=True)],
+    "set_vt": _set_vt,
+    "extend_vt": _extend_vt,
+    "send": _send,
+    "send_with_notify": _send_with_notify,
+    "send_batch": _send_batch,
+    "send_batch_with_notify": _send_batch_with_notify,
+    "create": _create,
+    "create_unlogged": lambda fake, p: _create(fake, p, unlogged=True),
+    "purge_queue": _purge,
+    "drop_queue": _drop,
+    "list_queues": _list_queues,
+    "queue_names": lambda fake, p: [{"queue_name": q["queue_name"]} for q in _list_queues(fake, p)],
+    "metrics": _metrics,
+    "health": _health,
+    "installed_functions": _installed_functions,
+}

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from pgmq_codegen import objects
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 
 
@@ -50,8 +50,8 @@ def producer_for(conn: psycopg.Connection[Any], config: PgmqNotifyConfig) -> Pro
         return Producer(conn, "pgmq.send", "pgmq.send_batch")
     return Producer(
         conn,
-        objects.qualified(config, "send_with_notify"),
-        objects.qualified(config, "send_batch_with_notify"),
+        object_names.qualified(config, "send_with_notify"),
+        object_names.qualified(config, "send_batch_with_notify"),
     )
 
 

@@ -16,14 +16,15 @@ import psycopg
 import pytest
 from rich.console import Console
 
-from pgmq_codegen import __version__, diff, diff_output, objects
+from pgmq_codegen import __version__, diff, diff_output
 from pgmq_codegen.errors import DatabaseError
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests.conftest import apply_statements, install
 
 DEFAULT = PgmqNotifyConfig()
-META = objects.meta_trigger_name(DEFAULT)
-ON_INSERT = objects.message_trigger_name(DEFAULT)
+META = object_names.meta_trigger_name(DEFAULT)
+ON_INSERT = object_names.message_trigger_name(DEFAULT)
 CLI_HAS_DIFF = "def diff(" in (Path(__file__).parents[2] / "pgmq_codegen" / "cli.py").read_text()
 
 
@@ -47,7 +48,7 @@ def _repair_and_check(dsn: str, config: PgmqNotifyConfig, report: diff.DiffRepor
 
 
 def _function_names(config: PgmqNotifyConfig) -> set[str]:
-    return {f"{config.schema}.{spec.name}" for spec in objects.functions_for(config)}
+    return {f"{config.schema}.{spec.name}" for spec in object_names.functions_for(config)}
 
 
 # -- in sync ---------------------------------------------------------------------
@@ -87,7 +88,7 @@ def test_a_fresh_pgmq_database_misses_everything_and_the_repair_installs_it(dsn)
     report = diff.compare(dsn, DEFAULT)
     functions = [f.name for f in report.findings if f.object_type == "function"]
     assert {name.split("(")[0] for name in functions} == _function_names(DEFAULT)
-    assert len(functions) == len(objects.functions_for(DEFAULT))
+    assert len(functions) == len(object_names.functions_for(DEFAULT))
     assert _found(report) - {("missing", "function", n) for n in functions} == {
         ("missing", "schema", "pgmq_notify"),
         ("missing", "trigger", f"{META} ON pgmq.meta"),
@@ -318,7 +319,7 @@ def test_drift_story_from_fresh_database_to_prefix_change(dsn, subscribe):
     stale = _found(report, "stale_fingerprint")
     stale_functions = [name for _, kind, name in stale if kind == "function"]
     assert {name.split("(")[0] for name in stale_functions} == _function_names(prefixed)
-    assert len(stale_functions) == len(objects.functions_for(prefixed))
+    assert len(stale_functions) == len(object_names.functions_for(prefixed))
     assert {(kind, name) for _, kind, name in stale if kind != "function"} == {
         ("schema", "pgmq_notify"),
         ("trigger", f"{ON_INSERT} ON pgmq.q_orders_queue"),

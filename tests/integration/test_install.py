@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pgmq_codegen import __version__, objects, render
+from pgmq_codegen import __version__, render
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests import qualified
 from tests.conftest import apply_statements, install
@@ -19,7 +20,7 @@ def _our_triggers(conn: psycopg.Connection[tuple[object, ...]], config: PgmqNoti
     rows = conn.execute(
         """SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
            WHERE t.tgname IN (%s, %s) ORDER BY 1""",
-        [objects.message_trigger_name(config), objects.meta_trigger_name(config)],
+        [object_names.message_trigger_name(config), object_names.meta_trigger_name(config)],
     ).fetchall()
     return [(str(a), str(b)) for a, b in rows]
 
@@ -54,13 +55,13 @@ def test_rollback_leaves_the_database_as_it_was(dsn, subscribe, mode, coalesce_m
         conn.execute("SELECT pgmq.create('late_queue')")
         conn.execute("SELECT pgmq.drop_queue('late_queue')")
         triggers = _our_triggers(conn, config)
-    expected_meta = [("meta", objects.meta_trigger_name(config))]
+    expected_meta = [("meta", object_names.meta_trigger_name(config))]
     if mode == "wrapper":
         assert triggers == expected_meta
     else:
         assert triggers == [
-            ("meta", objects.meta_trigger_name(config)),
-            ("q_early_queue", objects.message_trigger_name(config)),
+            ("meta", object_names.meta_trigger_name(config)),
+            ("q_early_queue", object_names.message_trigger_name(config)),
         ]
     apply_statements(dsn, render.rollback_statements(config))
     with _conn(dsn) as conn:
@@ -102,7 +103,7 @@ def test_every_object_carries_version_and_fingerprint(dsn):
             "SELECT tgname, obj_description(t.oid, 'pg_trigger') FROM pg_trigger t WHERE tgname LIKE 'pgmq_notify%'"
         ).fetchall()
         schema = conn.execute("SELECT obj_description('pgmq_notify'::regnamespace, 'pg_namespace')").fetchone()
-    assert len(functions) == len(objects.functions_for(config))
+    assert len(functions) == len(object_names.functions_for(config))
     assert {comment for _, comment in functions} == {marker}
     assert len(triggers) == 2 and {comment for _, comment in triggers} == {marker}
     assert schema == (marker,)
@@ -154,7 +155,7 @@ def _create_lookalikes(conn: psycopg.Connection[tuple[object, ...]], config: Pgm
     Returns how many were made; each name the trigger uses gets at least one.
     """
     trigger = render.render(PgmqNotifyConfig(mode="trigger", coalesce_ms=config.coalesce_ms))
-    statement = next(s for s in trigger.install if f"{objects.qualified(config, 'on_message_insert_v1')}()" in s)
+    statement = next(s for s in trigger.install if f"{object_names.qualified(config, 'on_message_insert_v1')}()" in s)
     used = qualified.named(statement)
     conn.execute("CREATE SCHEMA lookalike")
     made: dict[str, int] = {}
@@ -370,7 +371,7 @@ def test_a_new_install_in_another_mode_replaces_the_old_one(dsn, subscribe, firs
             row[0]
             for row in conn.execute("SELECT proname FROM pg_proc WHERE pronamespace = 'pgmq_notify'::regnamespace")
         }
-        assert functions == {spec.name for spec in objects.functions_for(config)}
+        assert functions == {spec.name for spec in object_names.functions_for(config)}
         sub = subscribe(dsn, [config.global_message_ready_channel()])
         send = "pgmq.send" if second == "trigger" else '"pgmq_notify".send_with_notify'
         conn.execute(f"""SELECT {send}('orders_queue', '{{"n": 1}}')""")

@@ -8,15 +8,16 @@ import json
 
 from rich.console import Console
 
-from pgmq_codegen import __version__, diff, diff_output, objects, render
+from pgmq_codegen import __version__, diff, diff_output, render
 from pgmq_codegen.diff_inspect import DatabaseState, FunctionState, QueueState, SchemaState, TriggerState
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 
 CONFIG = PgmqNotifyConfig()
 MARKER = render.marker(CONFIG)
 FN = FunctionState("extract_namespace_v1", "text", "p_queue_name text", "text", "f", "body\n", MARKER)
 META = TriggerState(
-    name=objects.meta_trigger_name(CONFIG),
+    name=object_names.meta_trigger_name(CONFIG),
     table_schema="pgmq",
     table="meta",
     tgtype=1 | 4,
@@ -34,7 +35,7 @@ META = TriggerState(
 )
 QUEUE_TRIGGER = dataclasses.replace(
     META,
-    name=objects.message_trigger_name(CONFIG),
+    name=object_names.message_trigger_name(CONFIG),
     table="q_orders_queue",
     tgtype=4,
     function_name="on_message_insert_v1",

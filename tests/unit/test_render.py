@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pgmq_codegen import lint, objects, render
+from pgmq_codegen import lint, render
 from pgmq_codegen.errors import LintError, RenderError
+from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests import qualified
 
@@ -96,7 +97,9 @@ def test_the_lint_catches_broken_plain_sql_and_merged_statements():
 def test_the_unpinned_queue_trigger_names_every_function_operator_and_type_with_its_schema(config):
     """It runs on the caller's search_path: an unqualified name there could be redirected."""
     statement = next(
-        s for s in render.install_statements(config) if f"{objects.qualified(config, 'on_message_insert_v1')}()" in s
+        s
+        for s in render.install_statements(config)
+        if f"{object_names.qualified(config, 'on_message_insert_v1')}()" in s
     )
     assert "SET search_path" not in statement.split("AS $pgmq_codegen$")[0]
     assert qualified.named(statement)
