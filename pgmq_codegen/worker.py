@@ -83,11 +83,18 @@ async def serve(
     if not names:
         where = f"namespace {namespace!r}" if namespace is not None else "the command line"
         raise WorkerCommandError(f"no queue to consume: none in {where} (give --queue or --namespace)")
-    consumer = PgmqConsumer(dsn, names, config, visibility_timeout=visibility_timeout, fifo=fifo, poll_only=poll_only)
+    runtime_metrics = RuntimeMetrics() if metrics_port is not None else None
+    consumer = PgmqConsumer(
+        dsn,
+        names,
+        config,
+        visibility_timeout=visibility_timeout,
+        fifo=fifo,
+        poll_only=poll_only,
+        metrics=runtime_metrics,
+    )
     server = None
-    if metrics_port is not None:
-        runtime_metrics = RuntimeMetrics()
-        runtime_metrics.watch_consumer(consumer)
+    if runtime_metrics is not None and metrics_port is not None:
         server = metrics_export.serve_prometheus(runtime_metrics, metrics_port, metrics_host)
         on_notice(f"metrics on {server.url}")
     try:

@@ -25,7 +25,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 
@@ -44,6 +44,9 @@ from pgmq_runtime.events import (
     parse_event,
 )
 from pgmq_runtime.queries import QUERIES
+
+if TYPE_CHECKING:
+    from pgmq_runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +144,8 @@ class PgmqNotifyListener:
     attempts wait ``backoff_initial`` seconds, doubling up to ``backoff_max``,
     jittered; ``read_window`` bounds how long a ``listen()`` call made while
     iterating waits for the connection; ``configure`` is awaited on every new
-    connection (see :class:`pgmq_runtime.db.Connector`).
+    connection (see :class:`pgmq_runtime.db.Connector`); ``metrics`` (a
+    :class:`pgmq_runtime.metrics.RuntimeMetrics`) counts this listener.
     """
 
     def __init__(
@@ -157,6 +161,7 @@ class PgmqNotifyListener:
         connect_timeout: float = 10.0,
         read_window: float = 0.25,
         configure: db.Configure | None = None,
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
@@ -190,6 +195,9 @@ class PgmqNotifyListener:
         self._down_reason = ""
         self._last_error = ""
         self._down_since = 0.0
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watch_listener(self)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -235,6 +243,8 @@ class PgmqNotifyListener:
             await db.close_quietly(conn)
         if self._started:
             log.info("listener stopped after %d event(s), %d reconnect(s)", self._events, self._reconnects)
+        if self.metrics is not None:
+            self.metrics.retire(self)
         for task in list(self._background):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

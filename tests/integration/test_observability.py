@@ -97,8 +97,34 @@ def test_a_cli_worker_serves_metrics_that_move_and_logs_its_retries_as_json(jobs
     claimed = sum(v for k, v in after.items() if k.startswith("pgmq_runtime_claimed_total"))
     assert claimed >= 10  # each message claimed twice: once per attempt
     assert after["pgmq_runtime_events_received_total"] >= 1
+    assert after["pgmq_runtime_event_delay_seconds_count"] >= 1  # the trigger's events carry enqueued_at
 
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     retried = [r for r in records if r["logger"] == "pgmq_runtime.worker" and "retrying in" in r["message"]]
     assert len(retried) == 5
     assert all(r["level"] == "info" and "first attempt at" in r["message"] for r in retried)
+
+
+async def test_a_consumer_given_metrics_counts_itself_its_listener_and_each_events_delay(jobs: str) -> None:
+    from pgmq_runtime.consumer import PgmqConsumer
+    from pgmq_runtime.metrics import RuntimeMetrics
+
+    metrics = RuntimeMetrics()
+    async with PgmqConsumer(jobs, "jobs_queue", PgmqNotifyConfig(), metrics=metrics) as consumer:
+        claiming = asyncio.create_task(consumer.claim(3))
+        await until(lambda: consumer.stats.catch_up_reads >= 1, "the start-up catch-up read (an empty queue)")
+        await scalar(jobs, "SELECT count(*) FROM pgmq.send_batch('jobs_queue', array_fill('{}'::jsonb, ARRAY[3]))")
+        got = await asyncio.wait_for(claiming, WAIT_SECONDS)
+        while len(got) < 3:
+            got += await asyncio.wait_for(consumer.claim(3), WAIT_SECONDS)
+        for message in got:
+            await message.delete()
+        live = metrics.counters()
+    closed = metrics.counters()
+    delay = metrics.histograms()[("event_delay_seconds", ())]
+    assert live[("claimed", (("path", "event"),))] == 3
+    assert live[("events_received", ())] >= 1
+    assert delay.count >= 1 and delay.sum >= 0
+    # Closed: its counts stay in the totals.
+    assert closed[("claimed", (("path", "event"),))] == 3
+    assert closed[("acknowledged", (("action", "delete"),))] == 3
