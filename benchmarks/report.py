@@ -144,6 +144,7 @@ def targets(results: Results) -> list[Target]:
     out += _coalesce_targets(results)
     out += _consumer_targets(results)
     out += _cost_targets(results)
+    out += runtime_targets(results)
     lost = lost_messages(results)
     out.append(
         Target(
@@ -215,6 +216,48 @@ def _coalesce_targets(results: Results) -> list[Target]:
                     for s in rows
                 ),
                 all(s.missing == 0 and s.duplicates == 0 and s.sent > 0 for s in rows),
+            )
+        )
+    return out
+
+
+# Issue #17: parsing and draining keep up with what psycopg and json deliver.
+PARSE_TARGET_PER_S = 250_000
+PARSE_TARGET_RATIO = 0.8
+DRAIN_TARGET_RATIO = 0.8
+
+
+def runtime_targets(results: Results) -> list[Target]:
+    """Issue #17: parse_event on message_with_payload, and the listener's drain against bare notifies()."""
+    out: list[Target] = []
+    parse = next((p for p in results.parse if p.kind == "message_with_payload"), None)
+    if parse is not None:
+        measured = f"{_rate(parse.events_per_s)} events/s ({parse.payload_bytes} B payload)"
+        out.append(
+            Target(
+                f"parse_event on message_with_payload ≥ {PARSE_TARGET_PER_S:,}/s",
+                measured,
+                parse.events_per_s >= PARSE_TARGET_PER_S,
+            )
+        )
+        out.append(
+            Target(
+                f"parse_event ≥ {PARSE_TARGET_RATIO}{TIMES} json.loads on the same payload",
+                f"{_ratio(parse.ratio)} (json.loads alone {_rate(parse.json_only_per_s)}/s)",
+                parse.ratio >= PARSE_TARGET_RATIO,
+            )
+        )
+    raw = next((d for d in results.drain if d.reader == "raw"), None)
+    for reader in ("listener-default", "listener-large"):
+        drain = next((d for d in results.drain if d.reader == reader), None)
+        if drain is None or raw is None:
+            continue
+        out.append(
+            Target(
+                f"{drain.label} drains ≥ {DRAIN_TARGET_RATIO}{TIMES} bare notifies()",
+                f"{_ratio(drain.ratio)} ({_rate(drain.events_per_s)} against {_rate(raw.events_per_s)} events/s, "
+                f"median of per-round ratios)",
+                drain.ratio >= DRAIN_TARGET_RATIO,
             )
         )
     return out
@@ -480,19 +523,25 @@ def _runtime_tables(results: Results) -> list[str]:
             "",
             "## 4. Runtime: parse throughput and listener drain rate",
             "",
-            "| parse_event on | events/s | json.loads alone |",
-            "|---|---:|---:|",
+            "| parse_event on | events/s | json.loads alone | ratio |",
+            "|---|---:|---:|---:|",
         ]
-        lines += [f"| {p.label} | {_rate(p.events_per_s)} | {_rate(p.json_only_per_s)} |" for p in results.parse]
+        lines += [
+            f"| {p.label} | {_rate(p.events_per_s)} | {_rate(p.json_only_per_s)} | {_ratio(p.ratio)} |"
+            for p in results.parse
+        ]
     if results.drain:
         lines += [
             "",
-            f"| drain a burst of {results.sizes.drain_notifications:,} notifications | events/s | received / sent |",
-            "|---|---:|---:|",
+            f"| drain a burst of {results.sizes.drain_notifications:,} notifications | events/s | "
+            "ratio to notifies() | received / sent |",
+            "|---|---:|---:|---:|",
         ]
         for d in results.drain:
             dropped = f" ({d.dropped:,} dropped, overflow marker)" if d.dropped else ""
-            lines.append(f"| {d.label} | {_rate(d.events_per_s)} | {d.received:,} / {d.sent:,}{dropped} |")
+            lines.append(
+                f"| {d.label} | {_rate(d.events_per_s)} | {_ratio(d.ratio)} | {d.received:,} / {d.sent:,}{dropped} |"
+            )
     return lines
 
 
@@ -509,10 +558,10 @@ def to_json(results: Results) -> dict[str, Any]:
     }
 
 
-def write(results: Results, out: Path) -> list[Path]:
-    """Write latest.md and latest.json into ``out``; returns the paths written."""
+def write(results: Results, out: Path, stem: str = "latest") -> list[Path]:
+    """Write ``{stem}.md`` and ``{stem}.json`` into ``out``; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
-    md, js = out / "latest.md", out / "latest.json"
+    md, js = out / f"{stem}.md", out / f"{stem}.json"
     md.write_text(markdown(results), encoding="utf-8")
     js.write_text(json.dumps(to_json(results), indent=1, default=str) + "\n", encoding="utf-8")
     return [md, js]

@@ -18,7 +18,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pgmq_codegen import __version__, formats, generate_migration, init_config, sql_script, validate_config, worker
+from pgmq_codegen import (
+    __version__,
+    formats,
+    generate_migration,
+    init_config,
+    log_setup,
+    sql_script,
+    status_command,
+    validate_config,
+    worker,
+)
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
 from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
 
@@ -101,9 +111,16 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    log_level: Annotated[
+        log_setup.LogLevel, typer.Option("--log-level", case_sensitive=False, help="Log records shown on stderr.")
+    ] = log_setup.LogLevel.warning,
+    log_format: Annotated[
+        log_setup.LogFormat, typer.Option("--log-format", case_sensitive=False, help="text, or json: one per line.")
+    ] = log_setup.LogFormat.text,
 ) -> None:
     """Global options."""
     _state["verbose"] = verbose
+    log_setup.configure(log_level, log_format)
 
 
 @app.command("init")
@@ -327,6 +344,7 @@ def demo(
 
 
 worker.register(app, guarded, _config)
+status_command.register(app, guarded, _config)
 
 
 # Click's exception classes, from whichever click this Typer uses (Typer 0.29 vendors its own):
@@ -351,7 +369,7 @@ def main(args: list[str] | None = None) -> None:
     stderr and exit 2, like every other error; Typer's boxes are not used.
     """
     command = typer.main.get_command(app)
-    argv = _verbose_first(list(sys.argv[1:] if args is None else args))
+    argv = log_setup.hoist(_verbose_first(list(sys.argv[1:] if args is None else args)))
     try:
         code = command.main(args=argv, prog_name="pgmq-codegen", standalone_mode=False)
     except _ClickException as exc:

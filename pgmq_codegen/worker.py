@@ -19,10 +19,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from pgmq_runtime import worker
+from pgmq_runtime import metrics_export, worker
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import PgmqConsumer, queues_in_namespace
 from pgmq_runtime.errors import PgmqNotifyError, describe_error
+from pgmq_runtime.metrics import RuntimeMetrics
 from pgmq_runtime.retries import RetryPolicy
 from pgmq_runtime.stats import ConsumerStats
 from pgmq_runtime.worker import Handler
@@ -69,21 +70,44 @@ async def serve(
     poll_only: bool,
     grace_period: float,
     on_notice: Callable[[str], None] = lambda _text: None,
+    metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
 ) -> ConsumerStats:
-    """Consume ``queues`` (or every queue of ``namespace``) with ``handler`` until SIGTERM/SIGINT."""
+    """Consume ``queues`` (or every queue of ``namespace``) with ``handler`` until SIGTERM/SIGINT.
+
+    With ``metrics_port``, Prometheus metrics are served at ``/metrics`` while it runs.
+    """
     names = list(queues)
     if namespace is not None:
         names += await queues_in_namespace(dsn, config, namespace)
     if not names:
         where = f"namespace {namespace!r}" if namespace is not None else "the command line"
         raise WorkerCommandError(f"no queue to consume: none in {where} (give --queue or --namespace)")
-    consumer = PgmqConsumer(dsn, names, config, visibility_timeout=visibility_timeout, fifo=fifo, poll_only=poll_only)
-    async with consumer:
-        await worker.check_queues(consumer, retry)
-        on_notice(f"worker on {', '.join(sorted(set(names)))}, concurrency {concurrency}; SIGTERM or Ctrl-C stops")
-        return await consumer.run(
-            handler, concurrency=concurrency, retry=retry, archive=archive, grace_period=grace_period
-        )
+    runtime_metrics = RuntimeMetrics() if metrics_port is not None else None
+    consumer = PgmqConsumer(
+        dsn,
+        names,
+        config,
+        visibility_timeout=visibility_timeout,
+        fifo=fifo,
+        poll_only=poll_only,
+        metrics=runtime_metrics,
+    )
+    server = None
+    if runtime_metrics is not None and metrics_port is not None:
+        server = metrics_export.serve_prometheus(runtime_metrics, metrics_port, metrics_host)
+        on_notice(f"metrics on {server.url}")
+    try:
+        async with consumer:
+            await worker.check_queues(consumer, retry)
+            queues_line = ", ".join(sorted(set(names)))
+            on_notice(f"worker on {queues_line}, concurrency {concurrency}; SIGTERM or Ctrl-C stops")
+            return await consumer.run(
+                handler, concurrency=concurrency, retry=retry, archive=archive, grace_period=grace_period
+            )
+    finally:
+        if server is not None:
+            server.close()
 
 
 def register(app: typer.Typer, guarded: Callable[[Callable[[], Any]], Any], load: Callable[[Path | None], Any]) -> None:
@@ -119,6 +143,13 @@ def register(app: typer.Typer, guarded: Callable[[Callable[[], Any]], Any], load
         grace_period: Annotated[
             float, typer.Option("--grace-period", min=0, help="Seconds running handlers get to finish on stop.")
         ] = 30.0,
+        metrics_port: Annotated[
+            int | None,
+            typer.Option("--metrics-port", min=0, max=65535, help="Serve Prometheus metrics at /metrics on this port."),
+        ] = None,
+        metrics_host: Annotated[
+            str, typer.Option("--metrics-host", help="Address the metrics server binds.")
+        ] = "0.0.0.0",
         config: Annotated[
             Path | None, typer.Option("--config", "-c", help="Config file (TOML).", dir_okay=False)
         ] = None,
@@ -157,6 +188,8 @@ def register(app: typer.Typer, guarded: Callable[[Callable[[], Any]], Any], load
                     poll_only=poll_only,
                     grace_period=grace_period,
                     on_notice=lambda text: err.print(f"[dim]{text}[/]"),
+                    metrics_port=metrics_port,
+                    metrics_host=metrics_host,
                 )
             )
 

@@ -65,6 +65,7 @@ from pgmq_runtime.rechecks import RecheckSchedule
 from pgmq_runtime.stats import ConsumerStats, Counters
 
 if TYPE_CHECKING:
+    from pgmq_runtime.metrics import RuntimeMetrics
     from pgmq_runtime.retries import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,9 @@ class PgmqConsumer:
     killed while idle is replaced before it is needed. ``database`` replaces
     how the claiming connection is made (a :class:`pgmq_runtime.db.Connector`,
     or :class:`pgmq_runtime.testing.FakePgmq`); ``configure`` is awaited on
-    each new connection of the default connector.
+    each new connection of the default connector. ``metrics`` (a
+    :class:`pgmq_runtime.metrics.RuntimeMetrics`) then counts this consumer and
+    its listener, and records handler durations and each event's delay.
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class PgmqConsumer:
         liveness_timeout: float = 5.0,
         database: db.Database | None = None,
         configure: db.Configure | None = None,
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
         names = [queues] if isinstance(queues, str) else list(queues)
         if not names:
@@ -227,6 +231,9 @@ class PgmqConsumer:
         self._from_events = self._from_catch_up = self._catch_up_reads = 0
         self._gaps = self._reconnects = 0
         self._recheck_reads = self._from_rechecks = 0
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watch_consumer(self)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -286,6 +293,10 @@ class PgmqConsumer:
         await self._acks.session.close()
         if self._listener is not None and self._owns_listener:
             await self._listener.close()
+            if self.metrics is not None:
+                self.metrics.retire(self._listener)
+        if self.metrics is not None:
+            self.metrics.retire(self)
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -560,7 +571,10 @@ class PgmqConsumer:
         if coalesced:
             # Other sends of this window were silent: read the queue until it is quiet.
             self._wake(key, time.monotonic())
-        delay = (event.ready_at - self._server_now()).total_seconds()
+        server_now = self._server_now()
+        if self.metrics is not None and event.enqueued_at is not None:
+            self.metrics.event_delay((server_now - event.enqueued_at).total_seconds())
+        delay = (event.ready_at - server_now).total_seconds()
         if delay > 0:
             if len(self._delayed) >= self.max_pending:
                 return  # the slow timer's catch-up finds it once it is visible

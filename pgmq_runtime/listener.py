@@ -25,11 +25,11 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 
-from pgmq_runtime import db
+from pgmq_runtime import db, notify_reader
 from pgmq_runtime.config import CHANNEL_MAX_BYTES, PgmqNotifyConfig
 
 # Re-exported: they lived here before the connection layer.
@@ -46,9 +46,14 @@ from pgmq_runtime.events import (
 from pgmq_runtime.install_check import check_and_log_async
 from pgmq_runtime.queries import QUERIES
 
+if TYPE_CHECKING:
+    from pgmq_runtime.metrics import RuntimeMetrics
+
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "pgmq-runtime-listener"
+# Seconds between two warnings about invalid notifications (the first is logged at once).
+INVALID_WARNING_INTERVAL = 60.0
 
 
 def validate_channel(channel: str) -> str:
@@ -140,7 +145,8 @@ class PgmqNotifyListener:
     attempts wait ``backoff_initial`` seconds, doubling up to ``backoff_max``,
     jittered; ``read_window`` bounds how long a ``listen()`` call made while
     iterating waits for the connection; ``configure`` is awaited on every new
-    connection (see :class:`pgmq_runtime.db.Connector`).
+    connection (see :class:`pgmq_runtime.db.Connector`); ``metrics`` (a
+    :class:`pgmq_runtime.metrics.RuntimeMetrics`) counts this listener.
     """
 
     def __init__(
@@ -156,6 +162,7 @@ class PgmqNotifyListener:
         connect_timeout: float = 10.0,
         read_window: float = 0.25,
         configure: db.Configure | None = None,
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
@@ -183,10 +190,15 @@ class PgmqNotifyListener:
         self._last_alive = time.monotonic()
         self._background: set[asyncio.Task[None]] = set()
         self._events = self._invalid = self._reconnects = self._dropped = 0
-        self._last_event_at: datetime | None = None
+        self._last_event_time: float | None = None
+        self._invalid_warn_at = 0.0
+        self._invalid_unlogged = 0
         self._down_reason = ""
         self._last_error = ""
         self._down_since = 0.0
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watch_listener(self)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -233,6 +245,8 @@ class PgmqNotifyListener:
             await db.close_quietly(conn)
         if self._started:
             log.info("listener stopped after %d event(s), %d reconnect(s)", self._events, self._reconnects)
+        if self.metrics is not None:
+            self.metrics.retire(self)
         for task in list(self._background):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -305,6 +319,8 @@ class PgmqNotifyListener:
 
     async def next_event(self, timeout: float | None = None) -> ListenerItem | None:
         """The next event or gap marker; None if ``timeout`` seconds pass or the listener closes."""
+        if self._buffer:  # the hot path: something is buffered, so the reader already runs
+            return _materialize(self._buffer.popleft())
         self._start()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -332,7 +348,7 @@ class PgmqNotifyListener:
             invalid_events=self._invalid,
             reconnects=self._reconnects,
             dropped=self._dropped,
-            last_event_at=self._last_event_at,
+            last_event_at=None if self._last_event_time is None else datetime.fromtimestamp(self._last_event_time, UTC),
             connected=self._conn is not None,
             channels=tuple(sorted(self._channels)),
         )
@@ -365,7 +381,7 @@ class PgmqNotifyListener:
             if conn is None:
                 return SelfCheckResult(False, channel, 0.0, "the listener is not connected")
             await self._run_on(conn, "listen", channel=channel)
-            sender = await self._open()
+            sender = await self._open(listening=False)
             try:
                 await db.run(sender, QUERIES["notify"], {"channel": channel, "payload": "probe"}, schema="")
             finally:
@@ -400,8 +416,12 @@ class PgmqNotifyListener:
         self._started = True
         self._reader = asyncio.get_running_loop().create_task(self._run(), name="pgmq-listener")
 
-    async def _open(self) -> psycopg.AsyncConnection[Any]:
-        return await self._connector.connect()
+    async def _open(self, listening: bool = True) -> psycopg.AsyncConnection[Any]:
+        conn = await self._connector.connect()
+        if listening:
+            # Only on the LISTEN connection: the probe's sender may share a server session (PgBouncer).
+            notify_reader.attach(conn, self._on_notify)
+        return conn
 
     async def _run_on(self, conn: psycopg.AsyncConnection[Any], name: str, **identifiers: str) -> None:
         await db.run(conn, QUERIES[name], schema=self.config.schema, identifiers=identifiers)
@@ -440,10 +460,7 @@ class PgmqNotifyListener:
 
     async def _pump(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while not self._closed:
-            received = False
-            async for notify in conn.notifies(timeout=self._window):
-                received = True
-                self._on_notify(notify.channel, notify.payload)
+            received = await notify_reader.read_notifications(conn, self._window, self._on_notify)
             now = time.monotonic()
             if received:
                 self._last_alive = now
@@ -498,28 +515,43 @@ class PgmqNotifyListener:
         return None
 
     def _on_notify(self, channel: str, payload: str) -> None:
-        probe = self._probes.get(channel)
-        if probe is not None:
-            if not probe.done():
-                probe.set_result(None)
-            return
+        # Once per notification: keep it lean (plain checks, a float for the time).
+        if self._probes:
+            probe = self._probes.get(channel)
+            if probe is not None:
+                if not probe.done():
+                    probe.set_result(None)
+                return
         event = parse_event(channel, payload)
-        if isinstance(event, InvalidEvent):
+        if type(event) is InvalidEvent:
             self._invalid += 1
+            self._warn_invalid(event)
         else:
             self._events += 1
-        self._last_event_at = datetime.now(UTC)
-        if len(self._buffer) < self.buffer_size:
-            self._buffer.append(event)
+        self._last_event_time = time.time()
+        buffer = self._buffer
+        if len(buffer) < self.buffer_size:
+            buffer.append(event)
         else:
             self._dropped += 1
-            tail = self._buffer[-1] if self._buffer else None
-            if isinstance(tail, _Dropped):
+            tail = buffer[-1] if buffer else None
+            if type(tail) is _Dropped:
                 tail.count += 1
             else:
                 log.warning("listener buffer full (%d items): dropping notifications until read", self.buffer_size)
-                self._buffer.append(_Dropped())
+                buffer.append(_Dropped())
         self._ready.set()
+
+    def _warn_invalid(self, event: InvalidEvent) -> None:
+        """A WARNING for the first invalid notification, then at most one a minute, with the count since."""
+        now = time.monotonic()
+        if now < self._invalid_warn_at:
+            self._invalid_unlogged += 1
+            return
+        since = f" ({self._invalid_unlogged} more since the last warning)" if self._invalid_unlogged else ""
+        log.warning("invalid notification on %s: %s%s; raw: %.200r", event.channel, event.reason, since, event.raw)
+        self._invalid_warn_at = now + INVALID_WARNING_INTERVAL
+        self._invalid_unlogged = 0
 
     def _abandon(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._background_task(db.close_quietly(conn))

@@ -7,6 +7,7 @@ that ``PgmqConsumer.stats`` returns. Every counter only grows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -31,9 +32,13 @@ class Counters:
     # Visibility timeouts pushed out for running handlers, and messages handed back at stop.
     heartbeats: int = 0
     handed_back: int = 0
+    # Told of each handler call (seconds, ok): RuntimeMetrics.watch_consumer sets it to fill its histogram.
+    on_handler: Callable[[float, bool], None] | None = None
 
     def handler_done(self, seconds: float, ok: bool) -> None:
         """Count one handler call that took ``seconds`` and returned (``ok``) or raised."""
+        if self.on_handler is not None:
+            self.on_handler(seconds, ok)
         if ok:
             self.handled += 1
         else:

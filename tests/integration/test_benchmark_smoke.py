@@ -81,7 +81,7 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
         s["announced"] == s["inserted"] for s in data["producers"]["summary"] if s["variant"] in ("trigger", "wrapper")
     )
     assert all(s["missing"] == 0 for s in data["latency"]["summary"] if s["must_receive_all"])
-    assert len(data["targets"]) == 12
+    assert len(data["targets"]) == 16
 
 
 @pytest.mark.skipif(not _pgbench_available(), reason="pgbench is not installed beside the PostgreSQL server binaries")

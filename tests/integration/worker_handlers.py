@@ -15,3 +15,9 @@ async def record_slowly(message: ClaimedMessage) -> None:
         log.write(f"{message.msg_id}\n")
         log.flush()
         os.fsync(log.fileno())
+
+
+async def fail_first_attempt(message: ClaimedMessage) -> None:
+    """Raise on a message's first delivery, return on the next (so each message is retried once)."""
+    if message.read_ct == 1:
+        raise RuntimeError(f"first attempt at {message.msg_id}")

@@ -272,6 +272,134 @@ def test_backoff_grows_and_is_capped(rand):
     assert delays[-1] == pytest.approx(5.0 + 5.0 * rand)
 
 
+def _with_message(message_json: str) -> str:
+    return (
+        '{"event_type": "message_with_payload", "msg_id": 1, "queue_name": "q", "namespace": "n", '
+        f'"message": {message_json}, "ready_at": "2025-01-01T00:00:00Z"}}'
+    )
+
+
+@given(_json)
+def test_the_message_is_exactly_what_json_loads_reads(message):
+    # The fast decoder must not change a value: integers past 64 bits stay exact integers.
+    payload = _with_message(json.dumps(message))
+    event = parse_event("c", payload)
+    assert isinstance(event, MessageWithPayloadEvent)
+    assert event.message == json.loads(payload)["message"]
+
+
+@pytest.mark.parametrize(
+    "message_json",
+    ["123456789012345678901234567890", "-18446744073709551617", '"\\ud800 lone surrogate"', "NaN", "-Infinity"],
+)
+def test_json_the_fast_decoder_refuses_still_parses_as_json_loads_reads_it(message_json):
+    payload = _with_message(message_json)
+    event = parse_event("c", payload)
+    assert isinstance(event, MessageWithPayloadEvent)
+    assert repr(event.message) == repr(json.loads(payload)["message"])
+
+
+@pytest.mark.parametrize("kind", ["[1]", "{}", "5", "null"])
+def test_an_event_type_that_is_not_a_string_is_invalid(kind):
+    event = parse_event("c", f'{{"event_type": {kind}, "queue_name": "q", "namespace": "n"}}')
+    assert isinstance(event, InvalidEvent)
+    assert "event_type" in event.reason
+
+
+def test_equality_and_repr_leave_out_the_raw_text():
+    event = parse_event("c", OURS_CREATED)
+    assert isinstance(event, QueueCreatedEvent)
+    same = QueueCreatedEvent(
+        queue_name=event.queue_name,
+        namespace=event.namespace,
+        created_at=event.created_at,
+        metadata=event.metadata,
+        channel="c",
+    )
+    assert event == same
+    assert "raw" not in repr(event)
+    assert event != QueueCreatedEvent(queue_name="other", namespace=event.namespace, created_at=event.created_at)
+
+
+def _fast_path(channel: str, payload: str):
+    """What the msgspec fast path alone makes of ``payload`` (None: it leaves it to the slow path)."""
+    from pgmq_runtime import events
+
+    try:
+        wire = events._decode_wire(payload)
+    except ValueError:
+        return None
+    return wire.event(channel, payload)
+
+
+_VALID = {
+    "queue_created": json.loads(OURS_CREATED),
+    "message_ready": json.loads(OURS_SIGNAL)
+    | {"visibility_timeout_seconds": 5, "coalesced": False, "enqueued_at": "2025-01-02T03:04:05.000001Z"},
+    "message_with_payload": json.loads(OURS_PAYLOAD) | {"enqueued_at": "2025-01-02T03:04:05+00:00"},
+    "batch_ready": json.loads(OURS_BATCH) | {"coalesced": True, "enqueued_at": "2025-01-02T03:04:05.5Z"},
+}
+_ODD = [None, True, False, 0, 1, -1, 2**70, 1.0, 2.5, "", "q", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00"]
+_ODD += [[], [1], [1, True], [1.0], {}, {"a": 1}, {"a": "b"}]
+
+
+def _paths_agree(data: dict) -> None:
+    from pgmq_runtime import events
+
+    payload = json.dumps(data)
+    fast = _fast_path("c", payload)
+    slow = events._parse_slowly("c", payload)
+    if fast is not None:
+        assert fast == slow, payload
+        assert fast.raw == payload
+    assert parse_event("c", payload) == slow
+
+
+@pytest.mark.parametrize("kind", sorted(_VALID))
+def test_the_fast_path_accepts_only_what_the_field_by_field_path_accepts_and_builds_the_same(kind):
+    # Every field of a valid event, removed or set to each odd value in turn.
+    base = _VALID[kind]
+    _paths_agree(base)
+    for key in base:
+        _paths_agree({k: v for k, v in base.items() if k != key})
+        for value in _ODD:
+            _paths_agree(base | {key: value})
+
+
+@given(
+    st.sampled_from(sorted(_VALID)),
+    st.dictionaries(st.sampled_from(sorted({k for v in _VALID.values() for k in v})), _json, max_size=3),
+)
+def test_the_paths_agree_on_random_field_values(kind, changed):
+    _paths_agree(_VALID[kind] | changed)
+
+
+@pytest.mark.parametrize("text", [OURS_PAYLOAD, OURS_SIGNAL, OURS_BATCH, OURS_CREATED, TASKER_SIGNAL, TASKER_PAYLOAD])
+def test_every_sample_payload_takes_the_fast_path(text):
+    from pgmq_runtime import events
+
+    assert _fast_path("c", text) == events._parse_slowly("c", text)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # Duplicate keys: json keeps the last one; neither path may read the first.
+        '{"event_type": "message_ready", "event_type": "nope", "msg_id": 1, "queue_name": "q", '
+        '"namespace": "n", "ready_at": "2025-01-01T00:00:00Z"}',
+        '{"event_type": "message_ready", "msg_id": 1, "msg_id": "x", "queue_name": "q", '
+        '"namespace": "n", "ready_at": "2025-01-01T00:00:00Z"}',
+        '{"event_type": "message_ready", "msg_id": "x", "msg_id": 1, "queue_name": "q", '
+        '"namespace": "n", "ready_at": "2025-01-01T00:00:00Z"}',
+    ],
+)
+def test_duplicate_keys_read_as_json_loads_reads_them(payload):
+    from pgmq_runtime import events
+
+    event = parse_event("c", payload)
+    assert event == events._parse_slowly("c", payload)
+
+
 @pytest.mark.parametrize("payload", [OURS_PAYLOAD, OURS_SIGNAL, OURS_BATCH])
 def test_enqueued_at_is_read_when_present_and_none_when_absent(payload):
     """Our SQL sends enqueued_at in the ready_at format; tasker-pgmq and older installs do not."""

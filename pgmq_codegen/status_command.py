@@ -1,0 +1,136 @@
+"""``pgmq-codegen status --dsn DSN``: a live view of :mod:`pgmq_codegen.status` (Rich Live).
+
+``--once`` prints one view (two samples ``--interval`` apart, for the rates)
+and exits; with ``--json`` that view is one JSON object on stdout, for scripts
+and monitoring. :func:`register` adds the verb to the Typer app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from pgmq_codegen import status
+from pgmq_runtime.config import PgmqNotifyConfig
+
+NONE = "\u2013"  # an en dash: not known yet
+
+
+def render(report: status.StatusReport) -> RenderableType:
+    """The whole view: install, queues, notification queue and the sessions that may hold it back, probe."""
+    parts: list[RenderableType] = [f"[bold]{escape(report.database)}[/]  {report.taken_at:%Y-%m-%d %H:%M:%S} UTC"]
+    install = report.install
+    if install.in_sync:
+        parts.append("install: [green]in sync with the config[/]")
+    elif install.error:
+        parts.append(f"install: [red]cannot compare: {escape(install.error)}[/]")
+    else:
+        parts.append(f"install: [red]{len(install.findings)} difference(s)[/] (pgmq-codegen diff shows the repair)")
+        parts += [f"  [red]✗[/] {escape(f)}" for f in install.findings[:10]]
+    queues = Table("queue", "depth", "oldest", "in/s", "out/s", title="queues", title_justify="left")
+    for q in report.queues:
+        queues.add_row(
+            escape(q.name), f"{q.depth:,}", _age(q.oldest_age_seconds), _per_s(q.in_per_s), _per_s(q.out_per_s)
+        )
+    parts.append(queues)
+    usage = report.notify_queue_usage
+    colour = "red" if usage >= 0.25 else "yellow" if usage > 0 else "green"
+    parts.append(f"notification queue: [{colour}]{usage:.4%} full[/]")
+    if report.sessions:
+        sessions = Table(
+            "pid", "user", "application", "state", "open for", "listening", "last statement",
+            title="sessions with a transaction open (the queue cannot pass a listening one)",
+            title_justify="left",
+        )  # fmt: skip
+        for s in report.sessions:
+            state = f"[red]{escape(s.state)}[/]" if s.idle_in_transaction else escape(s.state)
+            sessions.add_row(
+                str(s.pid), escape(s.user), escape(s.application), state, _age(s.transaction_seconds),
+                s.listening, escape(s.last_query[:60]),
+            )  # fmt: skip
+        parts.append(sessions)
+    probe = report.probe
+    if probe.ok and probe.round_trip_ms is not None:
+        parts.append(f"probe notification: [green]{probe.round_trip_ms:.1f} ms[/] round trip")
+    else:
+        parts.append(f"probe notification: [red]{escape(probe.detail)}[/]")
+    return Group(*parts)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return NONE
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _per_s(value: float | None) -> str:
+    return NONE if value is None else f"{value:,.1f}"
+
+
+async def watch(dsn: str, config: PgmqNotifyConfig, interval: float, console: Console) -> None:
+    """Redraw the view every ``interval`` seconds until cancelled."""
+    previous: status.StatusReport | None = None
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            current = status.with_rates(previous, await status.read_status(dsn, config))
+            live.update(render(current), refresh=True)
+            previous = current
+            await asyncio.sleep(interval)
+
+
+def register(app: typer.Typer, guarded: Callable[[Callable[[], Any]], Any], load: Callable[[Path | None], Any]) -> None:
+    """Add the ``status`` verb to ``app``; ``guarded`` turns errors into exit 2, ``load`` reads the config."""
+
+    @app.command("status")
+    def status_verb(
+        dsn: Annotated[str, typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="PostgreSQL connection string.")],
+        once: Annotated[bool, typer.Option("--once", help="Show one view and exit (for scripts).")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="With --once: one JSON object on stdout.")] = False,
+        interval: Annotated[
+            float, typer.Option("--interval", min=0.1, help="Seconds between samples (rates are per second).")
+        ] = 1.0,
+        config: Annotated[
+            Path | None, typer.Option("--config", "-c", help="Config file (TOML).", dir_okay=False)
+        ] = None,
+    ) -> None:
+        """Live health of a database: queues, install, notification queue, probe round trip.
+
+        Every queue's depth, oldest message age and messages/s in and out;
+        whether the installed SQL matches the config; how full PostgreSQL's
+        notification queue is and the sessions with a transaction open that
+        may hold it back (a LISTENing session idle in a transaction stops it);
+        the round trip of a probe notification. Ctrl-C stops.
+
+        Example: pgmq-codegen status --dsn postgresql://app@db/app --once --json
+        """
+        cfg = load(config)
+        out = Console(highlight=False, soft_wrap=True)
+
+        def run() -> None:
+            if as_json and not once:
+                raise typer.BadParameter("--json needs --once")
+            if once:
+                report = asyncio.run(status.sample_twice(dsn, cfg, interval))
+                if as_json:
+                    out.file.write(json.dumps(report.to_dict(), default=str) + "\n")
+                else:
+                    out.print(render(report))
+                return
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(watch(dsn, cfg, interval, out))
+
+        guarded(run)
