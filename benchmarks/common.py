@@ -33,6 +33,9 @@ class Sizes:
     parse_events: int
     drain_notifications: int
     drain_rounds: int
+    # Cost per send: interleaved rounds, single sends per cell (batch cells send fewer statements).
+    cost_rounds: int
+    cost_sends: int
 
     @property
     def producers(self) -> tuple[int, ...]:
@@ -52,6 +55,8 @@ FULL = Sizes(
     parse_events=30_000,
     drain_notifications=20_000,
     drain_rounds=3,
+    cost_rounds=40,
+    cost_sends=10,
 )
 QUICK = Sizes(
     name="quick",
@@ -65,6 +70,8 @@ QUICK = Sizes(
     parse_events=10_000,
     drain_notifications=5_000,
     drain_rounds=1,
+    cost_rounds=15,
+    cost_sends=10,
 )
 TINY = Sizes(
     name="tiny",
@@ -78,6 +85,8 @@ TINY = Sizes(
     parse_events=500,
     drain_notifications=500,
     drain_rounds=1,
+    cost_rounds=1,
+    cost_sends=2,
 )
 PRESETS = {s.name: s for s in (FULL, QUICK, TINY)}
 

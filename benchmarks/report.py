@@ -8,14 +8,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import consumers, latency, producers, runtime_bench, server
+from benchmarks import consumers, cost, latency, producers, runtime_bench, server
 from benchmarks.common import Sizes
 
-VARIANT_LABELS = {v.name: v.label for v in server.VARIANTS}
+VARIANT_LABELS = {v.name: v.label for v in server.ALL_VARIANTS}
 TIMES = "\u00d7"  # the multiplication sign of "0.95x"
 NONE = "\u2013"  # an en dash: not measured
 # pgmq-codegen's variants: those announcing every message, and those coalescing announcements.
 EACH = tuple(v.name for v in server.VARIANTS if v.announces_each)
+COST_EACH = tuple(v.name for v in server.COST_VARIANTS if v.announces_each)
 COALESCING = tuple(v.name for v in server.VARIANTS if v.coalesces)
 
 
@@ -31,6 +32,7 @@ class Results:
     consumers: list[consumers.ConsumerSummary] = field(default_factory=list)
     parse: list[runtime_bench.ParseResult] = field(default_factory=list)
     drain: list[runtime_bench.DrainSummary] = field(default_factory=list)
+    cost: list[cost.CostSummary] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -94,7 +96,16 @@ def lost_messages(results: Results) -> dict[str, int]:
         "latency (not received or twice)": sum(s.missing + s.duplicates for s in results.latency if s.must_receive_all),
         "consumers (not acknowledged or twice)": sum(s.missing + s.duplicates for s in results.consumers),
         "listener drain (dropped)": sum(s.sent - s.received for s in results.drain),
+        "cost per send (unannounced or twice)": sum(
+            max(s.sent - s.announced, 0) + s.duplicates for s in _cost_checked(results)
+        ),
     }
+
+
+def _cost_checked(results: Results) -> list[cost.CostSummary]:
+    """One summary per variant that must announce every message (the counts cover the whole phase)."""
+    first = results.cost[0].case if results.cost else ""
+    return [s for s in results.cost if s.case == first and s.variant in COST_EACH]
 
 
 def targets(results: Results) -> list[Target]:
@@ -132,6 +143,7 @@ def targets(results: Results) -> list[Target]:
         )
     out += _coalesce_targets(results)
     out += _consumer_targets(results)
+    out += _cost_targets(results)
     lost = lost_messages(results)
     out.append(
         Target(
@@ -140,6 +152,31 @@ def targets(results: Results) -> list[Target]:
             not any(lost.values()),
         )
     )
+    return out
+
+
+def _cost(results: Results, case: str, variant: str) -> cost.CostSummary | None:
+    return next((s for s in results.cost if s.case == case and s.variant == variant), None)
+
+
+def _cost_targets(results: Results) -> list[Target]:
+    """Issue #20: the default trigger's backend CPU within reach of the empty trigger's (the floor)."""
+    out: list[Target] = []
+    for case, limit, goal in (
+        ("send-300b", 10.0, "trigger, single send with payload (300 bytes): ≤ floor + 10 µs of backend CPU"),
+        ("batch100", 1.0, "trigger, send_batch(100): ≤ floor + 1 µs of backend CPU per message"),
+    ):
+        trig = _cost(results, case, "trigger")
+        if trig is None:
+            continue
+        measured = f"floor {trig.over_floor:+.1f} µs"
+        bare = _cost(results, case, "notify_floor")
+        if bare is not None:
+            measured += f" (two bare NOTIFYs alone: floor {bare.over_floor:+.1f} µs)"
+        large = _cost(results, "send-7kb", "trigger") if case == "send-300b" else None
+        if large is not None:
+            measured += f"; 7 KB message: floor {large.over_floor:+.1f} µs"
+        out.append(Target(goal, measured, trig.over_floor <= limit))
     return out
 
 
@@ -201,6 +238,7 @@ def markdown(results: Results) -> str:
     ]
     lines += [f"| {t.goal} | {t.measured} | {'yes' if t.met else '**no**'} |" for t in targets(results)]
     lines += _producer_tables(results)
+    lines += _cost_table(results)
     lines += _latency_table(results)
     lines += _consumer_table(results)
     lines += _runtime_tables(results)
@@ -268,6 +306,54 @@ def _producer_tables(results: Results) -> list[str]:
         f"Checked in every run: {'; '.join(checks)}; pgbench failed transactions: {failed}.",
     ]
     return lines
+
+
+def _cost_table(results: Results) -> list[str]:
+    if not results.cost:
+        return []
+    sizes = results.sizes
+    cases = list(dict.fromkeys((s.case, s.label) for s in results.cost))
+    variants = list(dict.fromkeys(s.variant for s in results.cost))
+    by_key = {(s.case, s.variant): s for s in results.cost}
+    lines = [
+        "",
+        f"## 1b. Cost per send (sending backend's CPU, µs per message; lower quartile of {sizes.cost_rounds} "
+        f"interleaved rounds; a round: {' / '.join(f'{c.statements(sizes)} {c.key}' for c in cost.CASES)})",
+        "",
+        "| variant | " + " | ".join(label for _, label in cases) + " |",
+        "|---|" + "---:|" * len(cases),
+    ]
+    for variant in variants:
+        cells = []
+        for case, _ in cases:
+            s = by_key.get((case, variant))
+            if s is None:
+                cells.append(NONE)
+            elif variant == "plain":
+                cells.append(f"{s.us_per_message:.1f}")
+            else:
+                floor = f", floor {s.over_floor:+.1f}" if variant != "floor" else ""
+                cells.append(f"{s.us_per_message:.1f} ({s.over_plain:+.1f}{floor})")
+        lines.append(f"| {VARIANT_LABELS.get(variant, variant)} | " + " | ".join(cells) + " |")
+    spreads = [s.spread for s in results.cost]
+    checks = [
+        f"{s.variant}: {s.announced:,} of {s.sent:,} announced, {s.duplicates} twice" for s in _cost_checked(results)
+    ]
+    lines += [
+        "",
+        "In parentheses: µs above plain `pgmq.send` and above the floor (an empty statement-level trigger with a "
+        "transition table). The time is the backend's own CPU (`/proc/<pid>/schedstat`), not the wait for the "
+        f"WAL flush. Interquartile range of the rounds, median over the cells above: {_median_text(spreads)} µs per "
+        "message (per cell: `latest.json`).",
+        "",
+        f"Checked: {'; '.join(checks) or 'nothing announced'}.",
+    ]
+    return lines
+
+
+def _median_text(values: list[float]) -> str:
+    values = sorted(values)
+    return f"{values[len(values) // 2]:.1f}" if values else "n/a"
 
 
 def _scaling_table(results: Results) -> list[str]:

@@ -12,65 +12,70 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from benchmarks import consumers, latency, plots, producers, report, runtime_bench, server
+from benchmarks import consumers, cost, latency, plots, producers, report, runtime_bench, server
 from benchmarks.common import FULL, PRESETS, Sizes
 from benchmarks.common import Progress as ProgressProtocol
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+PARTIAL_OUT = DEFAULT_OUT / "partial"
 
 
-def total_steps(sizes: Sizes, only: str | None = None) -> int:
+PHASES = ("producers", "cost", "latency", "consumers", "runtime")
+
+
+def total_steps(sizes: Sizes, only: tuple[str, ...] = PHASES) -> int:
     """Every step the progress bar counts."""
-    if only == "consumers":
-        return 1 + consumers.run_count(sizes)
-    return (
-        1
-        + len(runtime_bench.PAYLOADS)
-        + producers.cell_count(sizes)
-        + latency.run_count(sizes)
-        + consumers.run_count(sizes)
-        + runtime_bench.drain_count(sizes)
-    )
+    per_phase = {
+        "producers": producers.cell_count(sizes),
+        "cost": cost.run_count(sizes),
+        "latency": latency.run_count(sizes),
+        "consumers": consumers.run_count(sizes),
+        "runtime": len(runtime_bench.PAYLOADS) + runtime_bench.drain_count(sizes),
+    }
+    return 1 + sum(per_phase[phase] for phase in only)
 
 
 def run_benchmark(
-    sizes: Sizes, out: Path, progress: ProgressProtocol, fsync: bool = True, only: str | None = None
+    sizes: Sizes, out: Path, progress: ProgressProtocol, fsync: bool = True, only: tuple[str, ...] = PHASES
 ) -> tuple[report.Results, list[Path]]:
-    """Measure everything (or ``only="consumers"``), write the report files into ``out``; returns them."""
+    """Measure the phases in ``only`` (all by default), write the report files into ``out``.
+
+    Returns the results and the files written.
+    """
     started = time.monotonic()
-    everything = only is None
-    parse = runtime_bench.parse_throughput(sizes, progress) if everything else []
+    raw: dict[str, Any] = {}
+    results = report.Results(machine={}, sizes=sizes, seconds=0.0, raw=raw)
+    if "runtime" in only:
+        results.parse = runtime_bench.parse_throughput(sizes, progress)
     progress.step("starting PostgreSQL and installing PGMQ and the variants")
     with server.started(fsync=fsync) as bench:
-        machine = server.machine_info(bench)
-        cells = producers.run(bench, sizes, progress) if everything else []
-        producer_summary = producers.summarize(cells)
-        latency_runs = latency.run(bench, sizes, progress) if everything else []
-        latency_summary = latency.summarize(latency_runs)
-        consumer_runs = consumers.run(bench, sizes, progress)
-        consumer_summary = consumers.summarize(consumer_runs)
-        drains = runtime_bench.drain_rate(bench, sizes, progress) if everything else []
-        drain_summary = runtime_bench.summarize_drain(drains)
-    results = report.Results(
-        machine=machine,
-        sizes=sizes,
-        seconds=time.monotonic() - started,
-        producers=producer_summary,
-        latency=latency_summary,
-        consumers=consumer_summary,
-        parse=parse,
-        drain=drain_summary,
-        raw={
-            "producers": producers.to_json(cells, producer_summary),
-            "latency": latency.to_json(latency_runs, latency_summary),
-            "consumers": consumers.to_json(consumer_runs, consumer_summary),
-            "runtime": runtime_bench.to_json(parse, drains, drain_summary),
-        },
-    )
+        results.machine = server.machine_info(bench)
+        if "producers" in only:
+            cells = producers.run(bench, sizes, progress)
+            results.producers = producers.summarize(cells)
+            raw["producers"] = producers.to_json(cells, results.producers)
+        if "cost" in only:
+            cost_cells, counters, sent = cost.run(bench, sizes, progress)
+            results.cost = cost.summarize(cost_cells, counters, sent)
+            raw["cost"] = cost.to_json(cost_cells, results.cost)
+        if "latency" in only:
+            latency_runs = latency.run(bench, sizes, progress)
+            results.latency = latency.summarize(latency_runs)
+            raw["latency"] = latency.to_json(latency_runs, results.latency)
+        if "consumers" in only:
+            consumer_runs = consumers.run(bench, sizes, progress)
+            results.consumers = consumers.summarize(consumer_runs)
+            raw["consumers"] = consumers.to_json(consumer_runs, results.consumers)
+        if "runtime" in only:
+            drains = runtime_bench.drain_rate(bench, sizes, progress)
+            results.drain = runtime_bench.summarize_drain(drains)
+            raw["runtime"] = runtime_bench.to_json(results.parse, drains, results.drain)
+    results.seconds = time.monotonic() - started
     written = report.write(results, out)
     if plots.available():
         written += plots.write(results, out)
@@ -117,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="short run (~3 min), rougher numbers")
     size.add_argument("--tiny", action="store_true", help="smoke-test sizes (< 1 min); the numbers mean nothing")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write the results ({DEFAULT_OUT})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"where to write the results ({DEFAULT_OUT}; with --only: {PARTIAL_OUT}, so the full run stays)",
+    )
     parser.add_argument(
         "--fsync",
         choices=("on", "off"),
@@ -125,9 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         help="'off' only to compare with numbers measured without disk flushes (default: on, as in production)",
     )
     parser.add_argument(
-        "--only", choices=("consumers",), help="measure one section only (its tables; the other sections stay empty)"
+        "--only",
+        default=",".join(PHASES),
+        help=f"comma-separated phases to run, e.g. --only cost (default: all of {', '.join(PHASES)})",
     )
     args = parser.parse_args(argv)
+    only = tuple(p for p in PHASES if p in args.only.split(","))
+    unknown = set(args.only.split(",")) - set(PHASES)
+    if unknown or not only:
+        named = ", ".join(sorted(unknown)) or "(none given)"
+        parser.error(f"--only: unknown phase(s) {named}; choose from {', '.join(PHASES)}")
+    out = args.out or (DEFAULT_OUT if only == PHASES else PARTIAL_OUT)
     sizes = PRESETS["tiny"] if args.tiny else PRESETS["quick"] if args.quick else FULL
 
     console = Console(stderr=True)
@@ -139,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        progress = RichProgress(bar, total_steps(sizes, args.only))
-        results, written = run_benchmark(sizes, args.out, progress, fsync=args.fsync == "on", only=args.only)
+        progress = RichProgress(bar, total_steps(sizes, only))
+        results, written = run_benchmark(sizes, out, progress, fsync=args.fsync == "on", only=only)
         progress.finish()
     sys.stdout.write(report.markdown(results))
     for path in written:

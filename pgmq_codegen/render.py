@@ -109,6 +109,13 @@ def _template_line(exc: BaseException) -> str:
     return f", line {line}" if line else ""
 
 
+# Above this share of PostgreSQL's notification queue in use (pg_notification_queue_usage(),
+# 0 to 1), the trigger and the wrappers send no NOTIFY: a queue that a stuck listener
+# fills must not turn sends into "too many notifications in the NOTIFY queue" errors
+# at commit. Consumers' catch-up reads still deliver every message.
+NOTIFY_QUEUE_LIMIT = 0.5
+
+
 def sql_context(config: PgmqNotifyConfig) -> dict[str, Any]:
     """What the SQL templates see: the config, quoted names and channel names."""
     names = {spec.name: objects.qualified(config, spec.name) for spec in objects.FUNCTIONS}
@@ -147,6 +154,7 @@ def sql_context(config: PgmqNotifyConfig) -> dict[str, Any]:
         "coalescing": config.coalesce_ms > 0,
         "attaching": config.mode in ("trigger", "both") or config.coalesce_ms > 0,
         "coalesce_prefix": objects.coalesce_sequence_prefix(),
+        "notify_queue_limit": repr(float(NOTIFY_QUEUE_LIMIT)),
     }
 
 

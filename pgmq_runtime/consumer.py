@@ -310,7 +310,10 @@ class PgmqConsumer:
     def stop(self) -> None:
         """Stop claiming: iteration and :meth:`run` end. A plain call, safe from a handler, thread or signal."""
         self._stopping = True
-        self._poke()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            # Thread-safe, and re-entrant from a signal handler that interrupted the loop.
+            loop.call_soon_threadsafe(self._wakeup.set)
 
     @property
     def stopping(self) -> bool:
@@ -435,11 +438,16 @@ class PgmqConsumer:
                 if await self._fill(limit):
                     continue
             except _CONNECTION_ERRORS:
-                if self._closed:
+                if self._closed or self._stopping:
                     break
                 # A claim may have been lost in flight: its message comes back
                 # when its visibility timeout ends, and a catch-up finds it.
-                await self._reconnect(deadline=None)
+                try:
+                    await self._reconnect(deadline=None)
+                except ConsumerError:
+                    if self._closed or self._stopping:
+                        break
+                    raise
                 self._catch_up = set(self.queues)
                 continue
             await self._wait()
@@ -716,7 +724,7 @@ class PgmqConsumer:
                     await broken.close()
             self._conn = None
             attempt = 0
-            while not self._closed:
+            while not self._closed and not (self._stopping and deadline is None):
                 attempt += 1
                 try:
                     self._conn = await self._open()

@@ -66,6 +66,8 @@ class MessageWithPayloadEvent:
     ready_at: datetime
     headers: JsonValue = None
     delay_seconds: int = 0
+    # When the message was enqueued (its enqueued_at); None from senders that do not say (tasker-pgmq).
+    enqueued_at: datetime | None = None
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     channel: str = ""
     raw: str = field(default="", repr=False, compare=False)
@@ -90,6 +92,8 @@ class MessageReadyEvent:
     namespace: str
     ready_at: datetime
     delay_seconds: int = 0
+    # When the message was enqueued (its enqueued_at); None from senders that do not say (tasker-pgmq).
+    enqueued_at: datetime | None = None
     visibility_timeout_seconds: int | None = None
     # True when sent with coalesce_ms: other messages of the window were sent silently.
     coalesced: bool = False
@@ -118,6 +122,8 @@ class BatchReadyEvent:
     message_count: int
     ready_at: datetime
     delay_seconds: int = 0
+    # When the message was enqueued (its enqueued_at); None from senders that do not say (tasker-pgmq).
+    enqueued_at: datetime | None = None
     # True when sent with coalesce_ms: other messages of the window were sent silently.
     coalesced: bool = False
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
@@ -223,6 +229,7 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
             message=data["message"],
             headers=data.get("headers"),
             ready_at=_time(data, "ready_at"),
+            enqueued_at=_opt_time(data, "enqueued_at"),
             delay_seconds=_opt_int(data, "delay_seconds") or 0,
             **common,
         )
@@ -230,6 +237,7 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
         return MessageReadyEvent(
             msg_id=_int(data, "msg_id"),
             ready_at=_time(data, "ready_at"),
+            enqueued_at=_opt_time(data, "enqueued_at"),
             delay_seconds=_opt_int(data, "delay_seconds") or 0,
             visibility_timeout_seconds=_opt_int(data, "visibility_timeout_seconds"),
             coalesced=_flag(data, "coalesced"),
@@ -245,6 +253,7 @@ def _build(data: dict[str, Any], channel: str, raw: str) -> PgmqEvent:
             msg_ids=tuple(ids),
             message_count=_int(data, "message_count"),
             ready_at=_time(data, "ready_at"),
+            enqueued_at=_opt_time(data, "enqueued_at"),
             delay_seconds=_opt_int(data, "delay_seconds") or 0,
             coalesced=_flag(data, "coalesced"),
             **common,
@@ -293,6 +302,10 @@ def _time(data: Mapping[str, Any], key: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise _Invalid(f"field {key!r} has no time zone: {text!r}")
     return value
+
+
+def _opt_time(data: Mapping[str, Any], key: str) -> datetime | None:
+    return None if data.get(key) is None else _time(data, key)
 
 
 def _metadata(data: Mapping[str, Any]) -> Mapping[str, str]:

@@ -105,7 +105,11 @@ class FakePgmq:
         """Store one message and announce it (``message_with_payload`` or ``message_ready``)."""
         stored = self._store(queue_name, message, headers, delay_seconds)
         base = self._base(queue_name, stored.msg_id)
-        tail = {"ready_at": _stamp(stored.vt), "delay_seconds": delay_seconds}
+        tail = {
+            "ready_at": _stamp(stored.vt),
+            "enqueued_at": _stamp(stored.enqueued_at),
+            "delay_seconds": delay_seconds,
+        }
         event: dict[str, Any] = {
             "event_type": "message_with_payload",
             **base,
@@ -121,7 +125,8 @@ class FakePgmq:
     def send_batch(self, queue_name: str, messages: Sequence[JsonValue], delay_seconds: int = 0) -> list[int]:
         """Store several messages and announce them with one ``batch_ready`` event."""
         ids = [self._store(queue_name, m, None, delay_seconds).msg_id for m in messages]
-        ready_at = self.queue(queue_name).messages[ids[0]].vt if ids else datetime.now(UTC)
+        first = self.queue(queue_name).messages[ids[0]] if ids else None
+        ready_at = first.vt if first else datetime.now(UTC)
         event = {
             "event_type": "batch_ready",
             "msg_ids": ids,
@@ -129,6 +134,7 @@ class FakePgmq:
             "namespace": self.config.extract_namespace(queue_name),
             "message_count": len(ids),
             "ready_at": _stamp(ready_at),
+            "enqueued_at": _stamp(first.enqueued_at if first else ready_at),
             "delay_seconds": delay_seconds,
         }
         if ids:

@@ -28,11 +28,11 @@ def _conn(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(dsn, autocommit=True)
 
 
-def _vt_text(conn: psycopg.Connection[tuple[object, ...]], queue: str, msg_id: int) -> str:
+def _vt_text(conn: psycopg.Connection[tuple[object, ...]], queue: str, msg_id: int, column: str = "vt") -> str:
     row = conn.execute(
         psycopg.sql.SQL(
-            """SELECT to_char(vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM pgmq.{} WHERE msg_id = %s"""
-        ).format(psycopg.sql.Identifier("q_" + queue.lower())),
+            """SELECT to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM pgmq.{} WHERE msg_id = %s"""
+        ).format(psycopg.sql.Identifier(column), psycopg.sql.Identifier("q_" + queue.lower())),
         [msg_id],
     ).fetchone()
     assert row is not None
@@ -64,6 +64,7 @@ def test_single_send_carries_the_whole_event(dsn, subscribe, mode):
         "message": {"order": 7, "name": "Zoë"},
         "headers": {"trace": "abc"},
         "ready_at": _vt_text(conn, "orders_queue", msg_id),
+        "enqueued_at": _vt_text(conn, "orders_queue", msg_id, "enqueued_at"),
         "delay_seconds": 0,
         "metadata": {"source": "wrapper" if mode == "wrapper" else "trigger"},
     }
@@ -300,3 +301,67 @@ def test_long_namespaces_get_a_shortened_channel_that_python_agrees_on(dsn, subs
         msg_id = producer_for(conn, config).send(queue, {"n": 1})
     (got,) = sub.drain()
     assert (got.channel, got.event["msg_id"]) == (channel, msg_id)
+
+
+@pytest.mark.parametrize("mode", ["trigger", "wrapper"])
+def test_every_message_event_carries_the_messages_enqueued_at(dsn, subscribe, mode):
+    """enqueued_at: the row's own, in ready_at's format, in payload, signal and batch events."""
+    config = PgmqNotifyConfig(mode=mode)
+    install(dsn, config)
+    queue = "stamped_queue"
+    prefix = "pgmq_notify.send" if mode == "wrapper" else "pgmq.send"
+    big = '{"blob": "' + "x" * 8000 + '"}'
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgmq.create(%s)", (queue,))
+        sub = subscribe(dsn, [config.message_ready_channel(config.extract_namespace(queue))])
+        suffix = "_with_notify" if mode == "wrapper" else ""
+        conn.execute(f"SELECT * FROM {prefix}{suffix}(%s, %s::jsonb)", (queue, '{"n": 1}'))
+        conn.execute(f"SELECT * FROM {prefix}{suffix}(%s, %s::jsonb)", (queue, big))
+        batch = "pgmq_notify.send_batch_with_notify" if mode == "wrapper" else "pgmq.send_batch"
+        conn.execute(f"SELECT * FROM {batch}(%s, ARRAY['{{}}', '{{}}']::jsonb[])", (queue,))
+        stamps = dict(
+            conn.execute(
+                f"SELECT msg_id, to_char(enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
+                f"FROM pgmq.q_{queue}"
+            ).fetchall()
+        )
+    events = [n.event for n in sub.drain()]
+    assert [e["event_type"] for e in events] == ["message_with_payload", "message_ready", "batch_ready"]
+    for event in events:
+        for msg_id in event.get("msg_ids") or [event["msg_id"]]:
+            assert event["enqueued_at"] == stamps[msg_id], event
+
+
+@pytest.mark.parametrize(
+    "config",
+    [PgmqNotifyConfig(), PgmqNotifyConfig(mode="wrapper"), PgmqNotifyConfig(coalesce_ms=20)],
+    ids=["trigger", "wrapper", "coalescing"],
+)
+def test_a_full_notification_queue_silences_notifications_but_never_a_send(dsn, subscribe, monkeypatch, config):
+    """Full-queue guard: above NOTIFY_QUEUE_LIMIT every send still succeeds and stores its message, silently.
+
+    PostgreSQL 15's queue cannot be filled in a test (8 GB), so the limit is set
+    below any usage (-1): the guard's branch is taken on every send.
+    """
+    from pgmq_codegen import render
+
+    monkeypatch.setattr(render, "NOTIFY_QUEUE_LIMIT", -1.0)
+    install(dsn, config)
+    queue = "guarded_queue"
+    sub = subscribe(
+        dsn,
+        [
+            config.queue_created_channel(),
+            config.message_ready_channel(config.extract_namespace(queue)),
+            config.global_message_ready_channel(),
+        ],
+    )
+    send = "pgmq_notify.send_with_notify" if config.mode == "wrapper" else "pgmq.send"
+    batch = "pgmq_notify.send_batch_with_notify" if config.mode == "wrapper" else "pgmq.send_batch"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgmq.create(%s)", (queue,))
+        ids = [conn.execute(f"SELECT * FROM {send}(%s, %s::jsonb)", (queue, '{"n": 1}')).fetchone()[0]]
+        ids += [r[0] for r in conn.execute(f"SELECT * FROM {batch}(%s, ARRAY['{{}}', '{{}}']::jsonb[])", (queue,))]
+        stored = [r[0] for r in conn.execute(f"SELECT msg_id FROM pgmq.q_{queue} ORDER BY msg_id")]
+    assert sub.drain() == []
+    assert stored == sorted(ids) and len(ids) == 3

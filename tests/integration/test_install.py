@@ -7,6 +7,7 @@ import pytest
 
 from pgmq_codegen import __version__, objects, render
 from pgmq_runtime.config import PgmqNotifyConfig
+from tests import qualified
 from tests.conftest import apply_statements, install
 
 
@@ -107,22 +108,11 @@ def test_every_object_carries_version_and_fingerprint(dsn):
     assert schema == (marker,)
 
 
-def test_functions_pin_search_path_and_are_not_security_definer(dsn):
-    config = PgmqNotifyConfig(mode="both")
-    install(dsn, config)
-    with _conn(dsn) as conn:
-        rows = conn.execute(
-            "SELECT proname, prosecdef, proconfig FROM pg_proc WHERE pronamespace = 'pgmq_notify'::regnamespace"
-        ).fetchall()
-    assert rows
-    for name, secdef, proconfig in rows:
-        assert secdef is False, name
-        assert proconfig == ["search_path=pg_catalog, pg_temp"], name
-
-
-def test_with_coalescing_only_the_queue_trigger_leaves_search_path_unpinned(dsn):
-    """Pinning search_path costs every send a configuration change; the gate avoids it (see the next test)."""
-    config = PgmqNotifyConfig(mode="both", coalesce_ms=20)
+@pytest.mark.parametrize("coalesce_ms", [0, 20])
+def test_only_the_queue_trigger_leaves_search_path_unpinned(dsn, coalesce_ms):
+    """Pinning search_path costs every send a configuration change; the queue trigger names every object
+    with its schema instead (see the next test). Nothing is SECURITY DEFINER."""
+    config = PgmqNotifyConfig(mode="both", coalesce_ms=coalesce_ms)
     install(dsn, config)
     with _conn(dsn) as conn:
         rows = conn.execute(
@@ -135,54 +125,129 @@ def test_with_coalescing_only_the_queue_trigger_leaves_search_path_unpinned(dsn)
         assert proconfig in (None, ["search_path=pg_catalog, pg_temp"]), name
 
 
-# Every function and operator the coalescing trigger's unpinned first statement (and its
-# search_path switch) could resolve by name, shadowed in a schema the caller puts first.
-_SHADOWS = [
-    ("pg_sequence_last_value", "regclass", "bigint"),
-    ("to_regclass", "text", "regclass"),
-    ("format", "text, text, text", "text"),
-    ("concat", "text, text", "text"),
+# Argument types of the look-alikes: every type the trigger's expressions work on.
+_SHADOWED_TYPES = (
+    "bigint", "integer", "numeric", "double precision", "text", "name", "json", "jsonb", "regclass",
+    "timestamp with time zone", "timestamp without time zone", "interval", "bigint[]", "anyelement", "anyarray",
+    "anynonarray", "anycompatible", "anycompatiblearray", "anycompatiblenonarray",
+)  # fmt: skip
+# Functions of VARIADIC "any", which no PL/pgSQL function can take: twins of the calls the trigger makes.
+_EXTRA_SHADOWS = [
     ("concat", "text, name", "text"),
-    ("clock_timestamp", "", "timestamptz"),
-    ("current_setting", "text", "text"),
-    ("set_config", "text, text, boolean", "text"),
+    ("concat", "text, text", "text"),
+    ("format", "text, text, text", "text"),
 ]
-_SHADOW_OPERATORS = [
-    (">=", "bigint", "bigint", "boolean"),
-    ("/", "bigint", "integer", "bigint"),
-    ("*", "numeric", "integer", "numeric"),
-]
+_HOSTILE_CONFIGS = {
+    "default": PgmqNotifyConfig(),
+    "no_global_channel": PgmqNotifyConfig(global_channel=False),
+    "never": PgmqNotifyConfig(include_payload="never", include_metadata=False),
+    "coalescing": PgmqNotifyConfig(coalesce_ms=50),
+    "both": PgmqNotifyConfig(mode="both"),
+    "wrapper": PgmqNotifyConfig(mode="wrapper"),
+}
 
 
-def test_the_unpinned_coalescing_trigger_cannot_be_redirected_by_the_callers_search_path(dsn, subscribe):
-    """A caller whose search_path puts a schema of look-alike functions and operators before pg_catalog.
+def _create_lookalikes(conn: psycopg.Connection[tuple[object, ...]], config: PgmqNotifyConfig) -> int:
+    """In schema lookalike, a raising twin of every pg_catalog function and operator overload the trigger names.
 
-    Every look-alike raises. Sends into a closed window and the send that opens
-    one must still succeed and notify, and the caller's search_path must be the
-    same after the send, inside the same transaction.
+    Only overloads whose argument types PL/pgSQL can take (no "any", internal, ...).
+    Returns how many were made; each name the trigger uses gets at least one.
     """
-    config = PgmqNotifyConfig(coalesce_ms=50)
+    trigger = render.render(PgmqNotifyConfig(mode="trigger", coalesce_ms=config.coalesce_ms))
+    statement = next(s for s in trigger.install if f"{objects.qualified(config, 'on_message_insert_v1')}()" in s)
+    used = qualified.named(statement)
+    conn.execute("CREATE SCHEMA lookalike")
+    made: dict[str, int] = {}
+    functions = sorted({parts[-1] for kind, parts in used if kind == "function"})
+    rows = conn.execute(
+        "SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid), p.prorettype::regtype::text "
+        "FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = ANY(%s) "
+        "AND p.prokind IN ('f', 'a', 'w')",
+        (functions,),
+    ).fetchall()
+    for name, args, result in [*rows, *(row for row in _EXTRA_SHADOWS if row[0] in functions)]:
+        types = [a.strip().removeprefix("VARIADIC ") for a in str(args).split(",")] if args else []
+        if any(t not in _SHADOWED_TYPES for t in types):
+            continue
+        made[str(name)] = made.get(str(name), 0) + _try(
+            conn,
+            f"CREATE FUNCTION lookalike.{name}({args}) RETURNS {result} LANGUAGE plpgsql "
+            f"AS $$ BEGIN RAISE EXCEPTION 'redirected to lookalike.{name}'; END $$",
+        )
+    operators = sorted({parts[-1] for kind, parts in used if kind == "operator"})
+    rows = conn.execute(
+        "SELECT o.oprname, o.oprleft::regtype::text, o.oprright::regtype::text, o.oprresult::regtype::text "
+        "FROM pg_catalog.pg_operator o WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oprname = ANY(%s) "
+        "AND o.oprleft <> 0",
+        (operators,),
+    ).fetchall()
+    for index, (op, left, right, result) in enumerate(rows):
+        if left not in _SHADOWED_TYPES or right not in _SHADOWED_TYPES:
+            continue
+        created = _try(
+            conn,
+            f"CREATE FUNCTION lookalike.op{index}({left}, {right}) RETURNS {result} LANGUAGE plpgsql "
+            f"AS $$ BEGIN RAISE EXCEPTION 'redirected to lookalike operator {op}'; END $$",
+        )
+        made[str(op)] = made.get(str(op), 0) + (
+            created
+            and _try(
+                conn,
+                f"CREATE OPERATOR lookalike.{op} "
+                f"(LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = lookalike.op{index})",
+            )
+        )
+    # extract and AT TIME ZONE are written by the parser as pg_catalog names: no look-alike can take them.
+    missing = set(functions + operators) - {name for name, count in made.items() if count} - {"extract", "timezone"}
+    assert not missing, f"no look-alike for {missing}"
+    return sum(made.values())
+
+
+def _try(conn: psycopg.Connection[tuple[object, ...]], statement: str) -> int:
+    try:
+        with conn.transaction():
+            conn.execute(statement)
+    except psycopg.errors.Error:
+        return 0
+    return 1
+
+
+@pytest.mark.parametrize("case", sorted(_HOSTILE_CONFIGS))
+def test_the_trigger_cannot_be_redirected_by_the_callers_search_path(dsn, subscribe, case):
+    """A caller whose search_path puts raising look-alikes of every function and operator the trigger names first.
+
+    Single sends, a message too big for its event, a batch and a batch split
+    into several events must all succeed and be announced (every id exactly
+    once; with coalescing, each window's first send), and the caller's
+    search_path must be the same after each send, inside the transaction.
+    """
+    config = _HOSTILE_CONFIGS[case]
     install(dsn, config)
     queue = "hostile_path_queue"
     with _conn(dsn) as conn:
         conn.execute("SELECT pgmq.create(%s)", (queue,))
-        conn.execute("CREATE SCHEMA lookalike")
-        for name, args, result in _SHADOWS:
-            conn.execute(
-                f"CREATE FUNCTION lookalike.{name}({args}) RETURNS {result} LANGUAGE plpgsql "
-                f"AS $$ BEGIN RAISE EXCEPTION 'redirected to lookalike.{name}'; END $$"
-            )
-        for index, (op, left, right, result) in enumerate(_SHADOW_OPERATORS):
-            conn.execute(
-                f"CREATE FUNCTION lookalike.op{index}({left}, {right}) RETURNS {result} LANGUAGE plpgsql "
-                f"AS $$ BEGIN RAISE EXCEPTION 'redirected to lookalike operator {op}'; END $$"
-            )
-            conn.execute(
-                f"CREATE OPERATOR lookalike.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = lookalike.op{index})"
-            )
-    sub = subscribe(dsn, [config.message_ready_channel(config.extract_namespace(queue))])
+        assert _create_lookalikes(conn, config) > 20
+    namespace = config.extract_namespace(queue)
+    sub = subscribe(dsn, [config.message_ready_channel(namespace)])
     hostile = "lookalike, pg_catalog, public"
-    insert = f"INSERT INTO pgmq.q_{queue} (vt, message) VALUES (pg_catalog.now(), '{{}}') RETURNING msg_id"
+    # PGMQ's own functions call clock_timestamp() unqualified, so under this search_path
+    # the trigger modes insert directly, as pgmq.send does; the wrapper pins its own.
+    if config.mode == "wrapper":
+        send = "SELECT * FROM pgmq_notify.send_with_notify(%s, %s::jsonb)"
+        send_batch = (
+            "SELECT * FROM pgmq_notify.send_batch_with_notify(%s, pg_catalog.array_fill('{}'::jsonb, ARRAY[%s]))"
+        )
+    else:
+        table = f"pgmq.q_{queue}"
+        send = (
+            f"INSERT INTO {table} (vt, message) SELECT pg_catalog.now(), %s::jsonb "
+            "WHERE %s::text IS NOT NULL RETURNING msg_id"
+        )
+        send_batch = (
+            f"INSERT INTO {table} (vt, message) SELECT pg_catalog.now(), '{{}}'::jsonb "
+            "FROM pg_catalog.generate_series(1, %s) WHERE %s::text IS NOT NULL RETURNING msg_id"
+        )
+    big = '{"blob": "' + "x" * 8000 + '"}'
     with psycopg.connect(dsn) as conn:
         conn.execute(f"SET search_path = {hostile}")
         conn.commit()
@@ -190,17 +255,30 @@ def test_the_unpinned_coalescing_trigger_cannot_be_redirected_by_the_callers_sea
         with pytest.raises(psycopg.errors.RaiseException, match=r"lookalike\.clock_timestamp"):
             conn.execute("SELECT clock_timestamp()")
         conn.rollback()
-        ids = []
-        for _ in range(3):
-            conn.execute("SELECT pg_catalog.pg_sleep(0.12)")  # past the window: this send opens a new one
-            ids.append(conn.execute(insert).fetchone()[0])
-            assert conn.execute("SHOW search_path").fetchone() == (hostile,)
-            ids.extend(conn.execute(insert).fetchone()[0] for _ in range(5))  # same window: silent
-            assert conn.execute("SHOW search_path").fetchone() == (hostile,)
+        ids: list[int] = []
+        for _ in range(2):
+            conn.execute("SELECT pg_catalog.pg_sleep(0.12)")  # past a coalescing window: the next send opens one
+            for message in ('{"n": 1}', big):
+                params = (queue, message) if config.mode == "wrapper" else (message, queue)
+                ids.append(conn.execute(send, params).fetchone()[0])
+                assert conn.execute("SHOW search_path").fetchone() == (hostile,)
+            for size in (3, 1500):
+                rows = conn.execute(send_batch, (queue, size) if config.mode == "wrapper" else (size, queue)).fetchall()
+                ids.extend(row[0] for row in rows)
+                assert conn.execute("SHOW search_path").fetchone() == (hostile,)
             conn.commit()
     events = [n.event for n in sub.drain()]
-    assert len(ids) == 18
-    assert len(events) >= 3 and all(e["coalesced"] is True and e["msg_id"] in ids for e in events), events
+    announced = [i for e in events for i in (e.get("msg_ids") or [e["msg_id"]])]
+    if config.coalesce_ms:
+        assert len(events) >= 2 and all(e["coalesced"] is True for e in events), events
+        assert set(announced) <= set(ids)
+    else:
+        assert sorted(announced) == sorted(ids)
+        assert {e["event_type"] for e in events} == (
+            {"message_ready", "batch_ready"}
+            if config.include_payload == "never"
+            else {"message_with_payload", "message_ready", "batch_ready"}
+        )
 
 
 HOSTILE = ['we"ird_queue', "sp ace_queue", "back\\slash_queue", "per%cent_queue", "Ünïcødé_queue", "x)_queue"]

@@ -270,3 +270,16 @@ def test_backoff_grows_and_is_capped(rand):
     assert delays[0] == pytest.approx(0.05 + 0.05 * rand)
     assert max(delays) <= 10.0
     assert delays[-1] == pytest.approx(5.0 + 5.0 * rand)
+
+
+@pytest.mark.parametrize("payload", [OURS_PAYLOAD, OURS_SIGNAL, OURS_BATCH])
+def test_enqueued_at_is_read_when_present_and_none_when_absent(payload):
+    """Our SQL sends enqueued_at in the ready_at format; tasker-pgmq and older installs do not."""
+    absent = parse_event("c", payload)
+    assert not isinstance(absent, InvalidEvent) and absent.enqueued_at is None  # type: ignore[union-attr]
+    present = parse_event(
+        "c", payload.replace('"ready_at" :', '"enqueued_at" : "2025-01-02T03:04:01.500000Z", "ready_at" :')
+    )
+    assert present.enqueued_at == datetime(2025, 1, 2, 3, 4, 1, 500000, tzinfo=UTC)  # type: ignore[union-attr]
+    bad = parse_event("c", payload.replace('"ready_at" :', '"enqueued_at" : "soon", "ready_at" :'))
+    assert isinstance(bad, InvalidEvent) and "enqueued_at" in bad.reason

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pgmq_codegen import lint, render
+from pgmq_codegen import lint, objects, render
 from pgmq_codegen.errors import LintError, RenderError
 from pgmq_runtime.config import PgmqNotifyConfig
+from tests import qualified
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = {
@@ -79,3 +80,41 @@ def test_the_lint_catches_broken_plain_sql_and_merged_statements():
         lint.lint(["CREATE TRIGGER t AFTER INSERT ON pgmq.meta FOR EACH EXECUTE FUNCTION f();"])
     with pytest.raises(LintError, match="holds 2 statements"):
         lint.lint(["DROP TRIGGER IF EXISTS a ON pgmq.meta; DROP TRIGGER IF EXISTS b ON pgmq.meta;"])
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        PgmqNotifyConfig(),
+        PgmqNotifyConfig(global_channel=False, include_metadata=False),
+        PgmqNotifyConfig(include_payload="never"),
+        PgmqNotifyConfig(coalesce_ms=20),
+        PgmqNotifyConfig(mode="both", channels_prefix="shop.eu", schema="events"),
+    ],
+    ids=["default", "no_global", "never", "coalescing", "both"],
+)
+def test_the_unpinned_queue_trigger_names_every_function_operator_and_type_with_its_schema(config):
+    """It runs on the caller's search_path: an unqualified name there could be redirected."""
+    statement = next(
+        s for s in render.install_statements(config) if f"{objects.qualified(config, 'on_message_insert_v1')}()" in s
+    )
+    assert "SET search_path" not in statement.split("AS $pgmq_codegen$")[0]
+    assert qualified.named(statement)
+    assert qualified.unqualified(statement) == set()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_notify_is_behind_the_full_queue_guard(case):
+    """Each function that NOTIFYs first checks pg_notification_queue_usage() against NOTIFY_QUEUE_LIMIT."""
+    guard = f"pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) {render.NOTIFY_QUEUE_LIMIT!r}"
+    notifying = [s for s in render.install_statements(CASES[case]) if "pg_notify(" in s and "FUNCTION" in s]
+    assert notifying
+    for statement in notifying:
+        head, body = statement.split("$pgmq_codegen$", 1)
+        assert guard in body, head
+        assert body.index(guard) < body.index("pg_notify("), head
+
+
+def test_the_full_queue_limit_is_a_template_constant(monkeypatch):
+    monkeypatch.setattr(render, "NOTIFY_QUEUE_LIMIT", 0.25)
+    assert "OPERATOR(pg_catalog.<=) 0.25::double precision" in render.render(PgmqNotifyConfig()).install_text()

@@ -70,13 +70,13 @@ DECLARE
     v_sequence regclass;
     v_window bigint;
 BEGIN
-    v_sequence := to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(p_queue_name, 'q')));
+    v_sequence := pg_catalog.to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(p_queue_name, 'q')));
     IF v_sequence IS NOT NULL THEN
-        v_window := (extract(epoch FROM clock_timestamp()) * 1000)::bigint / 20;
-        IF pg_sequence_last_value(v_sequence) >= v_window THEN
+        v_window := ((extract(epoch FROM pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*) 1000)::bigint) OPERATOR(pg_catalog./) 20;
+        IF pg_catalog.pg_sequence_last_value(v_sequence) OPERATOR(pg_catalog.>=) v_window THEN
             RETURN false;
         END IF;
-        PERFORM setval(v_sequence, v_window);
+        PERFORM pg_catalog.setval(v_sequence, v_window);
     END IF;
     RETURN true;
 END
@@ -102,25 +102,32 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     IF "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
-        v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
-        v_payload := json_build_object(
+        v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+        v_payload := pg_catalog.json_build_object(
             'event_type', 'message_ready',
             'msg_id', p_msg_id,
             'queue_name', p_queue_name,
             'namespace', p_namespace,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'payload_omitted', true,
             'coalesced', true,
-            'metadata', json_build_object('source', p_source)
-        )::text;
-        PERFORM pg_notify(p_channel, v_payload);
-        PERFORM pg_notify('pgmq_message_ready', v_payload);
+            'metadata', pg_catalog.json_build_object('source', p_source)
+        )::pg_catalog.text;
+        PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     END IF;
 END
 $pgmq_codegen$;
@@ -143,58 +150,66 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
     v_budget integer;
     v_chunk record;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     IF NOT "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
         RETURN;
     END IF;
-    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
+    v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
     -- The common case: every id fits one event.
-    v_payload := json_build_object(
+    v_payload := pg_catalog.json_build_object(
         'event_type', 'batch_ready',
-        'msg_ids', to_json(p_msg_ids),
+        'msg_ids', pg_catalog.to_json(p_msg_ids),
         'queue_name', p_queue_name,
         'namespace', p_namespace,
-        'message_count', cardinality(p_msg_ids),
+        'message_count', pg_catalog.cardinality(p_msg_ids),
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay,
         'coalesced', true,
-        'metadata', json_build_object('source', p_source)
-    )::text;
-    IF octet_length(v_payload) <= 7800 THEN
-        PERFORM pg_notify(p_channel, v_payload);
-        PERFORM pg_notify('pgmq_message_ready', v_payload);
+        'metadata', pg_catalog.json_build_object('source', p_source)
+    )::pg_catalog.text;
+    IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
+        PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     ELSE
         -- Too many ids for one event: split them. Bytes left for ids per event are
         -- the limit, less the event without ids, less room for message_count's
         -- digits (10) and for the one id a chunk may overshoot by (21).
-        v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(p_msg_ids)::text) + 2);
+        v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(p_msg_ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
         FOR v_chunk IN
-            SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+            SELECT pg_catalog.array_agg(id ORDER BY ord) AS ids, pg_catalog.count(*) AS n
             FROM (
-                SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
-                FROM unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
+                SELECT id, ord, pg_catalog.sum(pg_catalog.octet_length(id::pg_catalog.text) OPERATOR(pg_catalog.+) 1) OVER (ORDER BY ord) AS cum
+                FROM pg_catalog.unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
             ) AS numbered
-            GROUP BY (cum - 1) / v_budget
-            ORDER BY (cum - 1) / v_budget
+            GROUP BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
+            ORDER BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
         LOOP
-            v_payload := json_build_object(
+            v_payload := pg_catalog.json_build_object(
                 'event_type', 'batch_ready',
-                'msg_ids', to_json(v_chunk.ids),
+                'msg_ids', pg_catalog.to_json(v_chunk.ids),
                 'queue_name', p_queue_name,
                 'namespace', p_namespace,
                 'message_count', v_chunk.n,
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'coalesced', true,
-                'metadata', json_build_object('source', p_source)
-            )::text;
-            PERFORM pg_notify(p_channel, v_payload);
-            PERFORM pg_notify('pgmq_message_ready', v_payload);
+                'metadata', pg_catalog.json_build_object('source', p_source)
+            )::pg_catalog.text;
+            PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+            PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
         END LOOP;
     END IF;
 END
@@ -208,12 +223,12 @@ COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARR
 -- send reads the transition table once and announces inline: each query on a
 -- transition table is planned anew, and it is most of what a send pays.
 -- Batches are announced inline too (announce_batch_v1 shares the statements).
--- Coalescing: the gate comes first, so a silent send costs one sequence read.
 -- This function alone does not pin search_path in its definition: pinning costs
--- every send a configuration change and back, more than the gate itself. Its
--- first statement names every function, operator and type with its schema, so
--- the caller's search_path cannot redirect it; a send that opens the window pins
--- search_path for the rest of the function and restores the caller's after.
+-- every send a configuration change and back (about 7 µs of a send's backend
+-- CPU). Instead every function, operator and type it names carries its schema,
+-- so the caller's search_path cannot redirect it (a test runs it under a
+-- hostile one); new_rows is the transition table, which no schema can shadow.
+-- Coalescing: the gate comes first, so a silent send costs one sequence read.
 CREATE OR REPLACE FUNCTION "pgmq_notify".on_message_insert_v1()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -222,9 +237,11 @@ DECLARE
     v_count bigint;
     v_msg_id bigint;
     v_vt pg_catalog.timestamptz;
+    v_enqueued pg_catalog.timestamptz;
     v_message pg_catalog.jsonb;
     v_headers pg_catalog.jsonb;
     v_ready_at pg_catalog.text;
+    v_enqueued_at pg_catalog.text;
     v_delay integer;
     v_payload pg_catalog.text;
     v_budget integer;
@@ -232,7 +249,6 @@ DECLARE
     r record;
     v_sequence pg_catalog.regclass;
     v_window bigint;
-    v_search_path pg_catalog.text;
 BEGIN
     -- A send in a window that has notified already stays silent and reads
     -- nothing more: that is what lets concurrent producers keep their pace.
@@ -240,106 +256,117 @@ BEGIN
        OPERATOR(pg_catalog.>=) ((extract(epoch FROM pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*) 1000)::bigint OPERATOR(pg_catalog./) 20) THEN
         RETURN NULL;
     END IF;
-    v_search_path := pg_catalog.current_setting('search_path');
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    v_sequence := to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || TG_TABLE_NAME));
+    -- The notification queue is filling up (a listener stuck): send nothing rather
+    -- than risk failing the sender's commit; catch-up reads deliver these messages.
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN NULL;
+    END IF;
+    v_sequence := pg_catalog.to_regclass(pg_catalog.format('%I.%I', 'pgmq_notify', pg_catalog.concat('coalesce_', TG_TABLE_NAME)));
     IF v_sequence IS NOT NULL THEN
-        v_window := (extract(epoch FROM clock_timestamp()) * 1000)::bigint / 20;
-        IF pg_sequence_last_value(v_sequence) >= v_window THEN
-            PERFORM set_config('search_path', v_search_path, true);
+        v_window := ((extract(epoch FROM pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*) 1000)::bigint) OPERATOR(pg_catalog./) 20;
+        IF pg_catalog.pg_sequence_last_value(v_sequence) OPERATOR(pg_catalog.>=) v_window THEN
             RETURN NULL;
         END IF;
-        PERFORM setval(v_sequence, v_window);
+        PERFORM pg_catalog.setval(v_sequence, v_window);
     END IF;
-    SELECT count(*) OVER (), msg_id, vt, message, headers
-    INTO v_count, v_msg_id, v_vt, v_message, v_headers
+    SELECT pg_catalog.count(*) OVER (), msg_id, vt, enqueued_at, message, headers
+    INTO v_count, v_msg_id, v_vt, v_enqueued, v_message, v_headers
     FROM new_rows
     LIMIT 1;
-    IF v_count = 1 THEN
-        v_ready_at := to_char(v_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_delay := least(greatest(round(extract(epoch FROM v_vt - clock_timestamp())), 0), 2147483647)::integer;
-        v_payload := json_build_object(
+    IF v_count OPERATOR(pg_catalog.=) 1 THEN
+        v_ready_at := pg_catalog.to_char(v_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_enqueued_at := pg_catalog.to_char(v_enqueued AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := least(greatest(pg_catalog.round(extract(epoch FROM v_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+        v_payload := pg_catalog.json_build_object(
             'event_type', 'message_ready',
             'msg_id', v_msg_id,
             'queue_name', TG_ARGV[0],
             'namespace', TG_ARGV[1],
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'payload_omitted', true,
             'coalesced', true,
-            'metadata', json_build_object('source', 'trigger')
-        )::text;
-        PERFORM pg_notify(TG_ARGV[2], v_payload);
-        PERFORM pg_notify('pgmq_message_ready', v_payload);
-    ELSIF v_count > 1 THEN
-        FOR r IN SELECT vt, array_agg(msg_id ORDER BY msg_id) AS ids FROM new_rows GROUP BY vt ORDER BY vt LOOP
-            v_ready_at := to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            v_delay := least(greatest(round(extract(epoch FROM r.vt - clock_timestamp())), 0), 2147483647)::integer;
+            'metadata', pg_catalog.json_build_object('source', 'trigger')
+        )::pg_catalog.text;
+        PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+    ELSIF v_count OPERATOR(pg_catalog.>) 1 THEN
+        FOR r IN
+            SELECT vt, pg_catalog.min(enqueued_at) AS enqueued_at, pg_catalog.array_agg(msg_id ORDER BY msg_id) AS ids
+            FROM new_rows GROUP BY vt ORDER BY vt
+        LOOP
+            v_ready_at := pg_catalog.to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_enqueued_at := pg_catalog.to_char(r.enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_delay := least(greatest(pg_catalog.round(extract(epoch FROM r.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
             -- The common case: every id fits one event.
-            v_payload := json_build_object(
+            v_payload := pg_catalog.json_build_object(
                 'event_type', 'batch_ready',
-                'msg_ids', to_json(r.ids),
+                'msg_ids', pg_catalog.to_json(r.ids),
                 'queue_name', TG_ARGV[0],
                 'namespace', TG_ARGV[1],
-                'message_count', cardinality(r.ids),
+                'message_count', pg_catalog.cardinality(r.ids),
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'coalesced', true,
-                'metadata', json_build_object('source', 'trigger')
-            )::text;
-            IF octet_length(v_payload) <= 7800 THEN
-                PERFORM pg_notify(TG_ARGV[2], v_payload);
-                PERFORM pg_notify('pgmq_message_ready', v_payload);
+                'metadata', pg_catalog.json_build_object('source', 'trigger')
+            )::pg_catalog.text;
+            IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
+                PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+                PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
             ELSE
                 -- Too many ids for one event: split them. Bytes left for ids per event are
                 -- the limit, less the event without ids, less room for message_count's
                 -- digits (10) and for the one id a chunk may overshoot by (21).
-                v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(r.ids)::text) + 2);
+                v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(r.ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
                 FOR v_chunk IN
-                    SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+                    SELECT pg_catalog.array_agg(id ORDER BY ord) AS ids, pg_catalog.count(*) AS n
                     FROM (
-                        SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
-                        FROM unnest(r.ids) WITH ORDINALITY AS u(id, ord)
+                        SELECT id, ord, pg_catalog.sum(pg_catalog.octet_length(id::pg_catalog.text) OPERATOR(pg_catalog.+) 1) OVER (ORDER BY ord) AS cum
+                        FROM pg_catalog.unnest(r.ids) WITH ORDINALITY AS u(id, ord)
                     ) AS numbered
-                    GROUP BY (cum - 1) / v_budget
-                    ORDER BY (cum - 1) / v_budget
+                    GROUP BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
+                    ORDER BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
                 LOOP
-                    v_payload := json_build_object(
+                    v_payload := pg_catalog.json_build_object(
                         'event_type', 'batch_ready',
-                        'msg_ids', to_json(v_chunk.ids),
+                        'msg_ids', pg_catalog.to_json(v_chunk.ids),
                         'queue_name', TG_ARGV[0],
                         'namespace', TG_ARGV[1],
                         'message_count', v_chunk.n,
                         'ready_at', v_ready_at,
+                        'enqueued_at', v_enqueued_at,
                         'delay_seconds', v_delay,
                         'coalesced', true,
-                        'metadata', json_build_object('source', 'trigger')
-                    )::text;
-                    PERFORM pg_notify(TG_ARGV[2], v_payload);
-                    PERFORM pg_notify('pgmq_message_ready', v_payload);
+                        'metadata', pg_catalog.json_build_object('source', 'trigger')
+                    )::pg_catalog.text;
+                    PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+                    PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
                 END LOOP;
             END IF;
         END LOOP;
     ELSE
         -- The statement inserted nothing, yet took the window: signal anyway (no
         -- ids), or the window's silent sends would wait for the next window.
-        v_ready_at := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_ready_at := pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_enqueued_at := v_ready_at;
         v_delay := 0;
-        v_payload := json_build_object(
+        v_payload := pg_catalog.json_build_object(
             'event_type', 'batch_ready',
-            'msg_ids', to_json('{}'::bigint[]),
+            'msg_ids', pg_catalog.to_json('{}'::bigint[]),
             'queue_name', TG_ARGV[0],
             'namespace', TG_ARGV[1],
             'message_count', 0,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'coalesced', true,
-            'metadata', json_build_object('source', 'trigger')
-        )::text;
-        PERFORM pg_notify(TG_ARGV[2], v_payload);
-        PERFORM pg_notify('pgmq_message_ready', v_payload);
+            'metadata', pg_catalog.json_build_object('source', 'trigger')
+        )::pg_catalog.text;
+        PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     END IF;
-    PERFORM set_config('search_path', v_search_path, true);
     RETURN NULL;
 END
 $pgmq_codegen$;
@@ -386,13 +413,16 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 BEGIN
-    PERFORM pg_notify('pgmq_queue_created', json_build_object(
-        'event_type', 'queue_created',
-        'queue_name', NEW.queue_name,
-        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
-        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'metadata', json_build_object('source', 'trigger')
-    )::text);
+    -- Queue creation must not fail at commit on a filling notification queue either.
+    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        PERFORM pg_notify('pgmq_queue_created', json_build_object(
+            'event_type', 'queue_created',
+            'queue_name', NEW.queue_name,
+            'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+            'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            'metadata', json_build_object('source', 'trigger')
+        )::text);
+    END IF;
     PERFORM "pgmq_notify".attach_v1(NEW.queue_name);
     RETURN NULL;
 END

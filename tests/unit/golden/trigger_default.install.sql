@@ -75,12 +75,18 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
-    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
-    v_payload := json_build_object(
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
+    v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+    v_payload := pg_catalog.json_build_object(
         'event_type', 'message_with_payload',
         'msg_id', p_msg_id,
         'queue_name', p_queue_name,
@@ -88,23 +94,25 @@ BEGIN
         'message', p_message,
         'headers', p_headers,
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay,
-        'metadata', json_build_object('source', p_source)
-    )::text;
-    IF octet_length(v_payload) > 7800 THEN
-        v_payload := json_build_object(
+        'metadata', pg_catalog.json_build_object('source', p_source)
+    )::pg_catalog.text;
+    IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.>) 7800 THEN
+        v_payload := pg_catalog.json_build_object(
             'event_type', 'message_ready',
             'msg_id', p_msg_id,
             'queue_name', p_queue_name,
             'namespace', p_namespace,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'payload_omitted', true,
-            'metadata', json_build_object('source', p_source)
-        )::text;
+            'metadata', pg_catalog.json_build_object('source', p_source)
+        )::pg_catalog.text;
     END IF;
-    PERFORM pg_notify(p_channel, v_payload);
-    PERFORM pg_notify('pgmq_message_ready', v_payload);
+    PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+    PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
 END
 $pgmq_codegen$;
 
@@ -126,53 +134,61 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
     v_budget integer;
     v_chunk record;
 BEGIN
-    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
+    v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
     -- The common case: every id fits one event.
-    v_payload := json_build_object(
+    v_payload := pg_catalog.json_build_object(
         'event_type', 'batch_ready',
-        'msg_ids', to_json(p_msg_ids),
+        'msg_ids', pg_catalog.to_json(p_msg_ids),
         'queue_name', p_queue_name,
         'namespace', p_namespace,
-        'message_count', cardinality(p_msg_ids),
+        'message_count', pg_catalog.cardinality(p_msg_ids),
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay,
-        'metadata', json_build_object('source', p_source)
-    )::text;
-    IF octet_length(v_payload) <= 7800 THEN
-        PERFORM pg_notify(p_channel, v_payload);
-        PERFORM pg_notify('pgmq_message_ready', v_payload);
+        'metadata', pg_catalog.json_build_object('source', p_source)
+    )::pg_catalog.text;
+    IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
+        PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     ELSE
         -- Too many ids for one event: split them. Bytes left for ids per event are
         -- the limit, less the event without ids, less room for message_count's
         -- digits (10) and for the one id a chunk may overshoot by (21).
-        v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(p_msg_ids)::text) + 2);
+        v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(p_msg_ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
         FOR v_chunk IN
-            SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+            SELECT pg_catalog.array_agg(id ORDER BY ord) AS ids, pg_catalog.count(*) AS n
             FROM (
-                SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
-                FROM unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
+                SELECT id, ord, pg_catalog.sum(pg_catalog.octet_length(id::pg_catalog.text) OPERATOR(pg_catalog.+) 1) OVER (ORDER BY ord) AS cum
+                FROM pg_catalog.unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
             ) AS numbered
-            GROUP BY (cum - 1) / v_budget
-            ORDER BY (cum - 1) / v_budget
+            GROUP BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
+            ORDER BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
         LOOP
-            v_payload := json_build_object(
+            v_payload := pg_catalog.json_build_object(
                 'event_type', 'batch_ready',
-                'msg_ids', to_json(v_chunk.ids),
+                'msg_ids', pg_catalog.to_json(v_chunk.ids),
                 'queue_name', p_queue_name,
                 'namespace', p_namespace,
                 'message_count', v_chunk.n,
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
-                'metadata', json_build_object('source', p_source)
-            )::text;
-            PERFORM pg_notify(p_channel, v_payload);
-            PERFORM pg_notify('pgmq_message_ready', v_payload);
+                'metadata', pg_catalog.json_build_object('source', p_source)
+            )::pg_catalog.text;
+            PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+            PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
         END LOOP;
     END IF;
 END
@@ -186,32 +202,44 @@ COMMENT ON FUNCTION "pgmq_notify".announce_batch_v1(text, text, text, bigint ARR
 -- send reads the transition table once and announces inline: each query on a
 -- transition table is planned anew, and it is most of what a send pays.
 -- Batches are announced inline too (announce_batch_v1 shares the statements).
+-- This function alone does not pin search_path in its definition: pinning costs
+-- every send a configuration change and back (about 7 µs of a send's backend
+-- CPU). Instead every function, operator and type it names carries its schema,
+-- so the caller's search_path cannot redirect it (a test runs it under a
+-- hostile one); new_rows is the transition table, which no schema can shadow.
 CREATE OR REPLACE FUNCTION "pgmq_notify".on_message_insert_v1()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_count bigint;
     v_msg_id bigint;
     v_vt pg_catalog.timestamptz;
+    v_enqueued pg_catalog.timestamptz;
     v_message pg_catalog.jsonb;
     v_headers pg_catalog.jsonb;
     v_ready_at pg_catalog.text;
+    v_enqueued_at pg_catalog.text;
     v_delay integer;
     v_payload pg_catalog.text;
     v_budget integer;
     v_chunk record;
     r record;
 BEGIN
-    SELECT count(*) OVER (), msg_id, vt, message, headers
-    INTO v_count, v_msg_id, v_vt, v_message, v_headers
+    -- The notification queue is filling up (a listener stuck): send nothing rather
+    -- than risk failing the sender's commit; catch-up reads deliver these messages.
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN NULL;
+    END IF;
+    SELECT pg_catalog.count(*) OVER (), msg_id, vt, enqueued_at, message, headers
+    INTO v_count, v_msg_id, v_vt, v_enqueued, v_message, v_headers
     FROM new_rows
     LIMIT 1;
-    IF v_count = 1 THEN
-        v_ready_at := to_char(v_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_delay := least(greatest(round(extract(epoch FROM v_vt - clock_timestamp())), 0), 2147483647)::integer;
-        v_payload := json_build_object(
+    IF v_count OPERATOR(pg_catalog.=) 1 THEN
+        v_ready_at := pg_catalog.to_char(v_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_enqueued_at := pg_catalog.to_char(v_enqueued AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := least(greatest(pg_catalog.round(extract(epoch FROM v_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+        v_payload := pg_catalog.json_build_object(
             'event_type', 'message_with_payload',
             'msg_id', v_msg_id,
             'queue_name', TG_ARGV[0],
@@ -219,67 +247,75 @@ BEGIN
             'message', v_message,
             'headers', v_headers,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
-            'metadata', json_build_object('source', 'trigger')
-        )::text;
-        IF octet_length(v_payload) > 7800 THEN
-            v_payload := json_build_object(
+            'metadata', pg_catalog.json_build_object('source', 'trigger')
+        )::pg_catalog.text;
+        IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.>) 7800 THEN
+            v_payload := pg_catalog.json_build_object(
                 'event_type', 'message_ready',
                 'msg_id', v_msg_id,
                 'queue_name', TG_ARGV[0],
                 'namespace', TG_ARGV[1],
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'payload_omitted', true,
-                'metadata', json_build_object('source', 'trigger')
-            )::text;
+                'metadata', pg_catalog.json_build_object('source', 'trigger')
+            )::pg_catalog.text;
         END IF;
-        PERFORM pg_notify(TG_ARGV[2], v_payload);
-        PERFORM pg_notify('pgmq_message_ready', v_payload);
-    ELSIF v_count > 1 THEN
-        FOR r IN SELECT vt, array_agg(msg_id ORDER BY msg_id) AS ids FROM new_rows GROUP BY vt ORDER BY vt LOOP
-            v_ready_at := to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            v_delay := least(greatest(round(extract(epoch FROM r.vt - clock_timestamp())), 0), 2147483647)::integer;
+        PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+    ELSIF v_count OPERATOR(pg_catalog.>) 1 THEN
+        FOR r IN
+            SELECT vt, pg_catalog.min(enqueued_at) AS enqueued_at, pg_catalog.array_agg(msg_id ORDER BY msg_id) AS ids
+            FROM new_rows GROUP BY vt ORDER BY vt
+        LOOP
+            v_ready_at := pg_catalog.to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_enqueued_at := pg_catalog.to_char(r.enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_delay := least(greatest(pg_catalog.round(extract(epoch FROM r.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
             -- The common case: every id fits one event.
-            v_payload := json_build_object(
+            v_payload := pg_catalog.json_build_object(
                 'event_type', 'batch_ready',
-                'msg_ids', to_json(r.ids),
+                'msg_ids', pg_catalog.to_json(r.ids),
                 'queue_name', TG_ARGV[0],
                 'namespace', TG_ARGV[1],
-                'message_count', cardinality(r.ids),
+                'message_count', pg_catalog.cardinality(r.ids),
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
-                'metadata', json_build_object('source', 'trigger')
-            )::text;
-            IF octet_length(v_payload) <= 7800 THEN
-                PERFORM pg_notify(TG_ARGV[2], v_payload);
-                PERFORM pg_notify('pgmq_message_ready', v_payload);
+                'metadata', pg_catalog.json_build_object('source', 'trigger')
+            )::pg_catalog.text;
+            IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
+                PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+                PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
             ELSE
                 -- Too many ids for one event: split them. Bytes left for ids per event are
                 -- the limit, less the event without ids, less room for message_count's
                 -- digits (10) and for the one id a chunk may overshoot by (21).
-                v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(r.ids)::text) + 2);
+                v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(r.ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
                 FOR v_chunk IN
-                    SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+                    SELECT pg_catalog.array_agg(id ORDER BY ord) AS ids, pg_catalog.count(*) AS n
                     FROM (
-                        SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
-                        FROM unnest(r.ids) WITH ORDINALITY AS u(id, ord)
+                        SELECT id, ord, pg_catalog.sum(pg_catalog.octet_length(id::pg_catalog.text) OPERATOR(pg_catalog.+) 1) OVER (ORDER BY ord) AS cum
+                        FROM pg_catalog.unnest(r.ids) WITH ORDINALITY AS u(id, ord)
                     ) AS numbered
-                    GROUP BY (cum - 1) / v_budget
-                    ORDER BY (cum - 1) / v_budget
+                    GROUP BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
+                    ORDER BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
                 LOOP
-                    v_payload := json_build_object(
+                    v_payload := pg_catalog.json_build_object(
                         'event_type', 'batch_ready',
-                        'msg_ids', to_json(v_chunk.ids),
+                        'msg_ids', pg_catalog.to_json(v_chunk.ids),
                         'queue_name', TG_ARGV[0],
                         'namespace', TG_ARGV[1],
                         'message_count', v_chunk.n,
                         'ready_at', v_ready_at,
+                        'enqueued_at', v_enqueued_at,
                         'delay_seconds', v_delay,
-                        'metadata', json_build_object('source', 'trigger')
-                    )::text;
-                    PERFORM pg_notify(TG_ARGV[2], v_payload);
-                    PERFORM pg_notify('pgmq_message_ready', v_payload);
+                        'metadata', pg_catalog.json_build_object('source', 'trigger')
+                    )::pg_catalog.text;
+                    PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+                    PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
                 END LOOP;
             END IF;
         END LOOP;
@@ -325,13 +361,16 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 BEGIN
-    PERFORM pg_notify('pgmq_queue_created', json_build_object(
-        'event_type', 'queue_created',
-        'queue_name', NEW.queue_name,
-        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
-        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'metadata', json_build_object('source', 'trigger')
-    )::text);
+    -- Queue creation must not fail at commit on a filling notification queue either.
+    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        PERFORM pg_notify('pgmq_queue_created', json_build_object(
+            'event_type', 'queue_created',
+            'queue_name', NEW.queue_name,
+            'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+            'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            'metadata', json_build_object('source', 'trigger')
+        )::text);
+    END IF;
     PERFORM "pgmq_notify".attach_v1(NEW.queue_name);
     RETURN NULL;
 END

@@ -70,13 +70,13 @@ DECLARE
     v_sequence regclass;
     v_window bigint;
 BEGIN
-    v_sequence := to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(p_queue_name, 'q')));
+    v_sequence := pg_catalog.to_regclass(format('%I.%I', 'pgmq_notify', 'coalesce_' || pgmq.format_table_name(p_queue_name, 'q')));
     IF v_sequence IS NOT NULL THEN
-        v_window := (extract(epoch FROM clock_timestamp()) * 1000)::bigint / 25;
-        IF pg_sequence_last_value(v_sequence) >= v_window THEN
+        v_window := ((extract(epoch FROM pg_catalog.clock_timestamp()) OPERATOR(pg_catalog.*) 1000)::bigint) OPERATOR(pg_catalog./) 25;
+        IF pg_catalog.pg_sequence_last_value(v_sequence) OPERATOR(pg_catalog.>=) v_window THEN
             RETURN false;
         END IF;
-        PERFORM setval(v_sequence, v_window);
+        PERFORM pg_catalog.setval(v_sequence, v_window);
     END IF;
     RETURN true;
 END
@@ -102,25 +102,32 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     IF "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
-        v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
-        v_payload := json_build_object(
+        v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+        v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+        v_payload := pg_catalog.json_build_object(
             'event_type', 'message_ready',
             'msg_id', p_msg_id,
             'queue_name', p_queue_name,
             'namespace', p_namespace,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'payload_omitted', true,
             'coalesced', true,
-            'metadata', json_build_object('source', p_source)
-        )::text;
-        PERFORM pg_notify(p_channel, v_payload);
-        PERFORM pg_notify('pgmq_message_ready', v_payload);
+            'metadata', pg_catalog.json_build_object('source', p_source)
+        )::pg_catalog.text;
+        PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     END IF;
 END
 $pgmq_codegen$;
@@ -143,58 +150,66 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
     v_budget integer;
     v_chunk record;
 BEGIN
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
     IF NOT "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
         RETURN;
     END IF;
-    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
+    v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
     -- The common case: every id fits one event.
-    v_payload := json_build_object(
+    v_payload := pg_catalog.json_build_object(
         'event_type', 'batch_ready',
-        'msg_ids', to_json(p_msg_ids),
+        'msg_ids', pg_catalog.to_json(p_msg_ids),
         'queue_name', p_queue_name,
         'namespace', p_namespace,
-        'message_count', cardinality(p_msg_ids),
+        'message_count', pg_catalog.cardinality(p_msg_ids),
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay,
         'coalesced', true,
-        'metadata', json_build_object('source', p_source)
-    )::text;
-    IF octet_length(v_payload) <= 7800 THEN
-        PERFORM pg_notify(p_channel, v_payload);
-        PERFORM pg_notify('pgmq_message_ready', v_payload);
+        'metadata', pg_catalog.json_build_object('source', p_source)
+    )::pg_catalog.text;
+    IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
+        PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     ELSE
         -- Too many ids for one event: split them. Bytes left for ids per event are
         -- the limit, less the event without ids, less room for message_count's
         -- digits (10) and for the one id a chunk may overshoot by (21).
-        v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(p_msg_ids)::text) + 2);
+        v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(p_msg_ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
         FOR v_chunk IN
-            SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+            SELECT pg_catalog.array_agg(id ORDER BY ord) AS ids, pg_catalog.count(*) AS n
             FROM (
-                SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
-                FROM unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
+                SELECT id, ord, pg_catalog.sum(pg_catalog.octet_length(id::pg_catalog.text) OPERATOR(pg_catalog.+) 1) OVER (ORDER BY ord) AS cum
+                FROM pg_catalog.unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
             ) AS numbered
-            GROUP BY (cum - 1) / v_budget
-            ORDER BY (cum - 1) / v_budget
+            GROUP BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
+            ORDER BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
         LOOP
-            v_payload := json_build_object(
+            v_payload := pg_catalog.json_build_object(
                 'event_type', 'batch_ready',
-                'msg_ids', to_json(v_chunk.ids),
+                'msg_ids', pg_catalog.to_json(v_chunk.ids),
                 'queue_name', p_queue_name,
                 'namespace', p_namespace,
                 'message_count', v_chunk.n,
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
                 'coalesced', true,
-                'metadata', json_build_object('source', p_source)
-            )::text;
-            PERFORM pg_notify(p_channel, v_payload);
-            PERFORM pg_notify('pgmq_message_ready', v_payload);
+                'metadata', pg_catalog.json_build_object('source', p_source)
+            )::pg_catalog.text;
+            PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+            PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
         END LOOP;
     END IF;
 END
@@ -234,13 +249,16 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 BEGIN
-    PERFORM pg_notify('pgmq_queue_created', json_build_object(
-        'event_type', 'queue_created',
-        'queue_name', NEW.queue_name,
-        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
-        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'metadata', json_build_object('source', 'trigger')
-    )::text);
+    -- Queue creation must not fail at commit on a filling notification queue either.
+    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        PERFORM pg_notify('pgmq_queue_created', json_build_object(
+            'event_type', 'queue_created',
+            'queue_name', NEW.queue_name,
+            'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+            'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            'metadata', json_build_object('source', 'trigger')
+        )::text);
+    END IF;
     PERFORM "pgmq_notify".attach_v1(NEW.queue_name);
     RETURN NULL;
 END
@@ -376,6 +394,7 @@ DECLARE
     v_namespace text;
     v_id bigint;
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
@@ -387,22 +406,27 @@ BEGIN
     v_name := coalesce(v_name, send_with_notify.queue_name);
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
-        IF "pgmq_notify".coalesce_gate_v1(v_name) THEN
-            v_ready_at := to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            v_delay := least(greatest(round(extract(epoch FROM delay - clock_timestamp())), 0), 2147483647)::integer;
-            v_payload := json_build_object(
-                'event_type', 'message_ready',
-                'msg_id', v_id,
-                'queue_name', v_name,
-                'namespace', v_namespace,
-                'ready_at', v_ready_at,
-                'delay_seconds', v_delay,
-                'payload_omitted', true,
-                'coalesced', true,
-                'metadata', json_build_object('source', 'wrapper')
-            )::text;
-            PERFORM pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
-            PERFORM pg_notify('pgmq_message_ready', v_payload);
+        -- A filling notification queue (a listener stuck): no NOTIFY, catch-up reads deliver.
+        IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+            IF "pgmq_notify".coalesce_gate_v1(v_name) THEN
+                v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+                v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+                v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+                v_payload := pg_catalog.json_build_object(
+                    'event_type', 'message_ready',
+                    'msg_id', v_id,
+                    'queue_name', v_name,
+                    'namespace', v_namespace,
+                    'ready_at', v_ready_at,
+                    'enqueued_at', v_enqueued_at,
+                    'delay_seconds', v_delay,
+                    'payload_omitted', true,
+                    'coalesced', true,
+                    'metadata', pg_catalog.json_build_object('source', 'wrapper')
+                )::pg_catalog.text;
+                PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
+                PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+            END IF;
         END IF;
         RETURN NEXT v_id;
     END LOOP;

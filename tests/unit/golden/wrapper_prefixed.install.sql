@@ -75,12 +75,18 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
-    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
-    v_payload := json_build_object(
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
+    v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+    v_payload := pg_catalog.json_build_object(
         'event_type', 'message_with_payload',
         'msg_id', p_msg_id,
         'queue_name', p_queue_name,
@@ -88,21 +94,23 @@ BEGIN
         'message', p_message,
         'headers', p_headers,
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay
-    )::text;
-    IF octet_length(v_payload) > 7800 THEN
-        v_payload := json_build_object(
+    )::pg_catalog.text;
+    IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.>) 7800 THEN
+        v_payload := pg_catalog.json_build_object(
             'event_type', 'message_ready',
             'msg_id', p_msg_id,
             'queue_name', p_queue_name,
             'namespace', p_namespace,
             'ready_at', v_ready_at,
+            'enqueued_at', v_enqueued_at,
             'delay_seconds', v_delay,
             'payload_omitted', true
-        )::text;
+        )::pg_catalog.text;
     END IF;
-    PERFORM pg_notify(p_channel, v_payload);
-    PERFORM pg_notify('shop.eu.pgmq_message_ready', v_payload);
+    PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+    PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
 END
 $pgmq_codegen$;
 
@@ -124,51 +132,59 @@ SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 DECLARE
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
     v_budget integer;
     v_chunk record;
 BEGIN
-    v_ready_at := to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(round(extract(epoch FROM p_vt - clock_timestamp())), 0), 2147483647)::integer;
+    IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        RETURN;  -- the notification queue is filling up: see on_message_insert_v1
+    END IF;
+    -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
+    v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
     -- The common case: every id fits one event.
-    v_payload := json_build_object(
+    v_payload := pg_catalog.json_build_object(
         'event_type', 'batch_ready',
-        'msg_ids', to_json(p_msg_ids),
+        'msg_ids', pg_catalog.to_json(p_msg_ids),
         'queue_name', p_queue_name,
         'namespace', p_namespace,
-        'message_count', cardinality(p_msg_ids),
+        'message_count', pg_catalog.cardinality(p_msg_ids),
         'ready_at', v_ready_at,
+        'enqueued_at', v_enqueued_at,
         'delay_seconds', v_delay
-    )::text;
-    IF octet_length(v_payload) <= 7800 THEN
-        PERFORM pg_notify(p_channel, v_payload);
-        PERFORM pg_notify('shop.eu.pgmq_message_ready', v_payload);
+    )::pg_catalog.text;
+    IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
+        PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+        PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
     ELSE
         -- Too many ids for one event: split them. Bytes left for ids per event are
         -- the limit, less the event without ids, less room for message_count's
         -- digits (10) and for the one id a chunk may overshoot by (21).
-        v_budget := 7800 - 31 - (octet_length(v_payload) - octet_length(to_json(p_msg_ids)::text) + 2);
+        v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(p_msg_ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
         FOR v_chunk IN
-            SELECT array_agg(id ORDER BY ord) AS ids, count(*) AS n
+            SELECT pg_catalog.array_agg(id ORDER BY ord) AS ids, pg_catalog.count(*) AS n
             FROM (
-                SELECT id, ord, sum(octet_length(id::text) + 1) OVER (ORDER BY ord) AS cum
-                FROM unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
+                SELECT id, ord, pg_catalog.sum(pg_catalog.octet_length(id::pg_catalog.text) OPERATOR(pg_catalog.+) 1) OVER (ORDER BY ord) AS cum
+                FROM pg_catalog.unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
             ) AS numbered
-            GROUP BY (cum - 1) / v_budget
-            ORDER BY (cum - 1) / v_budget
+            GROUP BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
+            ORDER BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
         LOOP
-            v_payload := json_build_object(
+            v_payload := pg_catalog.json_build_object(
                 'event_type', 'batch_ready',
-                'msg_ids', to_json(v_chunk.ids),
+                'msg_ids', pg_catalog.to_json(v_chunk.ids),
                 'queue_name', p_queue_name,
                 'namespace', p_namespace,
                 'message_count', v_chunk.n,
                 'ready_at', v_ready_at,
+                'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay
-            )::text;
-            PERFORM pg_notify(p_channel, v_payload);
-            PERFORM pg_notify('shop.eu.pgmq_message_ready', v_payload);
+            )::pg_catalog.text;
+            PERFORM pg_catalog.pg_notify(p_channel, v_payload);
+            PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
         END LOOP;
     END IF;
 END
@@ -183,12 +199,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $pgmq_codegen$
 BEGIN
-    PERFORM pg_notify('shop.eu.pgmq_queue_created', json_build_object(
-        'event_type', 'queue_created',
-        'queue_name', NEW.queue_name,
-        'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
-        'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    )::text);
+    -- Queue creation must not fail at commit on a filling notification queue either.
+    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+        PERFORM pg_notify('shop.eu.pgmq_queue_created', json_build_object(
+            'event_type', 'queue_created',
+            'queue_name', NEW.queue_name,
+            'namespace', "pgmq_notify".extract_namespace_v1(NEW.queue_name),
+            'created_at', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+        )::text);
+    END IF;
     RETURN NULL;
 END
 $pgmq_codegen$;
@@ -337,6 +356,7 @@ DECLARE
     v_namespace text;
     v_id bigint;
     v_ready_at text;
+    v_enqueued_at text;
     v_delay integer;
     v_payload text;
 BEGIN
@@ -348,31 +368,37 @@ BEGIN
     v_name := coalesce(v_name, send_with_notify.queue_name);
     v_namespace := "pgmq_notify".extract_namespace_v1(v_name);
     FOR v_id IN SELECT * FROM pgmq.send(send_with_notify.queue_name, msg, headers, delay) LOOP
-        v_ready_at := to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_delay := least(greatest(round(extract(epoch FROM delay - clock_timestamp())), 0), 2147483647)::integer;
-        v_payload := json_build_object(
-            'event_type', 'message_with_payload',
-            'msg_id', v_id,
-            'queue_name', v_name,
-            'namespace', v_namespace,
-            'message', msg,
-            'headers', headers,
-            'ready_at', v_ready_at,
-            'delay_seconds', v_delay
-        )::text;
-        IF octet_length(v_payload) > 7800 THEN
-            v_payload := json_build_object(
-                'event_type', 'message_ready',
+        -- A filling notification queue (a listener stuck): no NOTIFY, catch-up reads deliver.
+        IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
+            v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+            v_payload := pg_catalog.json_build_object(
+                'event_type', 'message_with_payload',
                 'msg_id', v_id,
                 'queue_name', v_name,
                 'namespace', v_namespace,
+                'message', msg,
+                'headers', headers,
                 'ready_at', v_ready_at,
-                'delay_seconds', v_delay,
-                'payload_omitted', true
-            )::text;
+                'enqueued_at', v_enqueued_at,
+                'delay_seconds', v_delay
+            )::pg_catalog.text;
+            IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.>) 7800 THEN
+                v_payload := pg_catalog.json_build_object(
+                    'event_type', 'message_ready',
+                    'msg_id', v_id,
+                    'queue_name', v_name,
+                    'namespace', v_namespace,
+                    'ready_at', v_ready_at,
+                    'enqueued_at', v_enqueued_at,
+                    'delay_seconds', v_delay,
+                    'payload_omitted', true
+                )::pg_catalog.text;
+            END IF;
+            PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
+            PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
         END IF;
-        PERFORM pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
-        PERFORM pg_notify('shop.eu.pgmq_message_ready', v_payload);
         RETURN NEXT v_id;
     END LOOP;
 END
