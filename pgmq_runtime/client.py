@@ -25,7 +25,7 @@ from typing import Any, Protocol, overload
 import psycopg
 import psycopg_pool
 
-from pgmq_runtime import db, object_names
+from pgmq_runtime import db, install_check, object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import ClaimedMessage
 from pgmq_runtime.errors import MessageNotSerializableError, PgmqNotifyError, PoolClosedError
@@ -414,6 +414,12 @@ class PgmqNotifyClient(Operations):
             with db.translating(schema=self.config.schema):
                 await self._pool.open(wait=True, timeout=self._pool.timeout)
             log.info("client pool open (mode %s, schema %s)", self.config.mode, self.config.schema)
+        if self._pool is not None:
+            # The same start-up check as the listener and the consumer: a missing or stale
+            # install is one ERROR naming the repair, never silence.
+            with db.translating(schema=self.config.schema):
+                async with self._pool.connection() as conn:
+                    await install_check.check_and_log_async(conn, self.config, "client")
         return self
 
     async def close(self) -> None:

@@ -135,3 +135,16 @@ async def test_listener_and_consumer_log_one_error_naming_the_repair_at_start_up
     assert len(errors) == 1 and errors[0].levelno == logging.ERROR  # logged once per process
     assert "pgmq_notify_on_queue_dropped_v1" in errors[0].getMessage()
     assert "re-apply the pgmq-codegen migration" in errors[0].getMessage()
+
+
+async def test_the_client_logs_a_missing_install_at_start_up(dsn, caplog):
+    """A client on a database with PGMQ but without our migration says so when it opens."""
+    from pgmq_runtime.client import PgmqNotifyClient
+
+    config = PgmqNotifyConfig(schema="client_check_schema")
+    caplog.set_level(logging.ERROR, logger="pgmq_runtime.install_check")
+    async with PgmqNotifyClient(dsn, config):
+        pass
+    errors = [r for r in caplog.records if r.name == "pgmq_runtime.install_check"]
+    assert len(errors) == 1 and errors[0].getMessage().startswith("client: install check:")
+    assert "client_check_schema" in errors[0].getMessage()
