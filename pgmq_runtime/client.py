@@ -196,9 +196,15 @@ class Operations:
         return [int(r["msg_id"]) for r in rows]
 
     async def send_topic(self, routing_key: str, message: JsonValue, delay: int = 0, headers: JsonValue = None) -> int:
-        """Send to every queue bound to a matching topic (PGMQ 1.11+); how many queues matched."""
+        """Send to every queue bound to a matching topic (PGMQ 1.11+); how many queues matched.
+
+        Announced in every mode, once per queue (in ``wrapper`` mode each bound queue's
+        send goes through ``send_with_notify``).
+        """
+        if message is None:
+            raise MessageNotSerializableError(f"{routing_key}: the message is null; PGMQ refuses a null message")
         rows = await self._rows(
-            "send_topic",
+            "send_topic_with_notify" if self._wrapped else "send_topic",
             routing_key=routing_key,
             message=_json(message, "message", routing_key),
             headers=_json(headers, "headers", routing_key),

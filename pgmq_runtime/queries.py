@@ -117,6 +117,15 @@ QUERIES: dict[str, Query] = {
             "SELECT pgmq.send_topic(%(routing_key)s::text, %(message)s::jsonb, %(headers)s::jsonb, "
             "%(delay)s::integer) AS matched",
         ),
+        Query(
+            # PGMQ's send_topic, with each bound queue's send going through the wrapper
+            # (wrapper mode has no trigger): the queues that pgmq.test_routing matches, once each.
+            "send_topic_with_notify",
+            "SELECT count(*)::integer AS matched"
+            " FROM (SELECT DISTINCT r.queue_name FROM pgmq.test_routing(%(routing_key)s::text) AS r) AS b,"
+            f" LATERAL {{{on.SEND_WITH_NOTIFY}}}(b.queue_name, %(message)s::jsonb, %(headers)s::jsonb,"
+            " %(delay)s::integer) AS s(msg_id)",
+        ),
         # -- queue management (client) -------------------------------------
         Query("create", "SELECT pgmq.create(%(queue)s::text)"),
         Query("create_unlogged", "SELECT pgmq.create_unlogged(%(queue)s::text)"),

@@ -216,21 +216,30 @@ async def test_health_reports_a_config_that_does_not_match_the_install(dsn):
     assert "run the migration" in missing.problems[0]
 
 
-async def test_send_topic_reaches_every_bound_queue_with_one_event_each(dsn, subscribe):
-    config = PgmqNotifyConfig()
+@pytest.mark.parametrize("mode", MODES)
+async def test_send_topic_reaches_every_bound_queue_with_one_event_each(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
     install(dsn, config)
     sub = subscribe(dsn, [config.global_message_ready_channel()])
     async with PgmqNotifyClient(dsn, config) as client:
         assert (await client.health()).has_topics
-        for queue in ("eu_queue", "us_queue"):
+        for queue in ("eu_queue", "us_queue", "asia_queue"):
             await client.create_queue(queue)
         async with client.transaction() as tx:
             await tx.execute("SELECT pgmq.bind_topic('orders.*', 'eu_queue')")
             await tx.execute("SELECT pgmq.bind_topic('orders.#', 'us_queue')")
-        matched = await client.send_topic("orders.created", {"id": 1})
+            await tx.execute("SELECT pgmq.bind_topic('orders.created', 'us_queue')")  # matched twice, sent once
+            await tx.execute("SELECT pgmq.bind_topic('invoices.#', 'asia_queue')")
+        matched = await client.send_topic("orders.created", {"id": 1}, headers={"h": 1})
+        assert await client.send_topic("nobody.listens", {"id": 2}) == 0
+        with pytest.raises(MessageNotSerializableError):
+            await client.send_topic("orders.created", None)
+        sizes = {q: (await client.metrics(q)).queue_length for q in ("eu_queue", "us_queue", "asia_queue")}
     events = sub.drain()
     assert matched == 2
+    assert sizes == {"eu_queue": 1, "us_queue": 1, "asia_queue": 0}
     assert sorted(r.event["queue_name"] for r in events) == ["eu_queue", "us_queue"]
+    assert all(r.event["message"] == {"id": 1} and r.event["headers"] == {"h": 1} for r in events)
 
 
 async def test_the_readme_wrapper_calls_announce_in_wrapper_mode(dsn, subscribe):
