@@ -425,7 +425,7 @@ class PgmqNotifyClient(Operations):
             # install is one ERROR naming the repair, never silence.
             with db.translating(schema=self.config.schema):
                 async with self._pool.connection() as conn:
-                    await install_check.check_and_log_async(conn, self.config, "client")
+                    await install_check.check_and_log_async(conn, self.config, "client", pgmq_calls_follow=True)
         return self
 
     async def close(self) -> None:

@@ -259,7 +259,7 @@ class PgmqConsumer:
         except DatabaseError as exc:
             raise ConsumerError(f"cannot connect the consumer: {describe_error(exc)}") from exc
         if isinstance(self._session, db.PsycopgSession):
-            await check_and_log_async(self._session.conn, self.config, "consumer")
+            await check_and_log_async(self._session.conn, self.config, "consumer", pgmq_calls_follow=True)
         log.info("consumer started on %s (%s)", sorted(self.queues.values()), self._mode())
         if self._listener is not None:
             try:

@@ -10,7 +10,8 @@ generated object (``pgmq-codegen <version> fingerprint=<fp>``), and reports:
   into another schema: those are named);
 * ``other_config``: installed from another config (another ``mode``,
   ``channels_prefix``, pattern, ...): events would not match what we expect;
-* ``stale``: functions this config needs are missing (an older generator);
+* ``stale``: made by another pgmq-codegen version (the marker's version), or
+  functions this config needs are missing: ``diff`` reports it as drift too;
 * ``meta_trigger_missing``: a trigger on ``pgmq.meta`` is gone. After a
   ``pg_dump`` restore of an install where PGMQ is an extension this is the
   normal state (pg_dump never writes triggers on an extension's tables): new
@@ -37,6 +38,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from pgmq_codegen import __version__ as GENERATOR_VERSION
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import describe_error
 
@@ -279,25 +281,38 @@ def log_problems(report: InstallReport, who: str) -> None:
     """Log the report's problems at ERROR, once per process for each database, schema and problem set."""
     if report.ok:
         return
-    key = (report.database, report.schema, report.summary())
+    key = _log_key(report)
     if key in _logged:
         return
     _logged.add(key)
     logger.error("%s: install check: %s", who, report.summary())
 
 
-async def check_and_log_async(conn: psycopg.AsyncConnection[Any], config: PgmqNotifyConfig, who: str) -> None:
-    """Start-up hook of the listener and the consumer: never raises, logs what is wrong."""
+async def check_and_log_async(
+    conn: psycopg.AsyncConnection[Any], config: PgmqNotifyConfig, who: str, *, pgmq_calls_follow: bool = False
+) -> None:
+    """Start-up hook of the listener, the consumer and the client: never raises, logs what is wrong.
+
+    With ``pgmq_calls_follow`` (the consumer, the client), a database without
+    PGMQ is left to the caller's own first PGMQ call, which fails with its own
+    one-line error, and is not logged again by a listener in the same process.
+    A listener makes no PGMQ call: for it that is an ERROR, or it would wait
+    for events in silence.
+    """
     try:
         report = await check_install_async(conn, config)
     except psycopg.Error as exc:
         logger.warning("%s: install check could not run: %s", who, describe_error(exc))
         return
-    if any(p.kind == "pgmq_missing" for p in report.problems):
-        # The caller's first PGMQ call fails with its own one-line error; say it once.
+    if pgmq_calls_follow and any(p.kind == "pgmq_missing" for p in report.problems):
         logger.debug("%s: install check: %s", who, report.summary())
+        _logged.add(_log_key(report))
         return
     log_problems(report, who)
+
+
+def _log_key(report: InstallReport) -> tuple[str, str, str]:
+    return (report.database, report.schema, report.summary())
 
 
 def _where(info: psycopg.ConnectionInfo) -> str:
@@ -369,8 +384,11 @@ def _problems(
         needed = _ALWAYS_FUNCTIONS + (_TRIGGER_FUNCTIONS if config.mode != "wrapper" else ())
         needed += _WRAPPER_FUNCTIONS if config.mode != "trigger" else ()
         missing = [name for name in needed if name not in functions]
-        if missing:
-            problems.append(InstallProblem("stale", f"functions missing: {', '.join(missing)}"))
+        stale = [f"functions missing: {', '.join(missing)}"] if missing else []
+        if installed.group(1) != GENERATOR_VERSION:
+            stale.append(f"made by pgmq-codegen {installed.group(1)}, this is {GENERATOR_VERSION}")
+        if stale:
+            problems.append(InstallProblem("stale", "; ".join(stale)))
     gone = [name for name in meta_trigger_names(config) if name not in meta_triggers]
     if gone:
         restored = (

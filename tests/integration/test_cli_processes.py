@@ -42,6 +42,38 @@ def test_listen_stops_cleanly_on_sigterm(dsn):
     assert "Traceback" not in rest
 
 
+def _listen_until_self_check(dsn: str) -> list[str]:
+    """``listen``'s stderr lines up to "self-check passed"; then the process is stopped."""
+    proc = subprocess.Popen(
+        [*_command(), "listen", "--dsn", dsn], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if "self-check passed" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return seen
+
+
+def test_listen_reports_a_missing_install_before_the_self_check(dsn, bare_dsn):
+    """PGMQ without the migration, and no PGMQ at all: said first, in one line naming the repair."""
+    for where, problem, repair in (
+        (dsn, "no notification SQL in schema pgmq_notify", "re-apply the pgmq-codegen migration"),
+        (bare_dsn, "PGMQ is not installed", "install PGMQ"),
+    ):
+        seen = _listen_until_self_check(where)
+        assert "self-check passed" in seen[-1], "".join(seen)
+        reported = [line for line in seen if problem in line]
+        assert len(reported) == 1 and repair in reported[0], "".join(seen)
+
+
 def test_listen_help_says_how_it_stops():
     assert "SIGTERM" in cli("listen", "--help").stdout
 

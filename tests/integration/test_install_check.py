@@ -13,6 +13,7 @@ import pytest
 from pgmq_codegen import diff, render
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import PgmqConsumer
+from pgmq_runtime.errors import PgmqNotifyError
 from pgmq_runtime.install_check import check_install, check_install_async
 from pgmq_runtime.listener import PgmqNotifyListener
 from tests.conftest import apply_statements, install
@@ -148,3 +149,35 @@ async def test_the_client_logs_a_missing_install_at_start_up(dsn, caplog):
     errors = [r for r in caplog.records if r.name == "pgmq_runtime.install_check"]
     assert len(errors) == 1 and errors[0].getMessage().startswith("client: install check:")
     assert "client_check_schema" in errors[0].getMessage()
+
+
+def test_an_install_made_by_another_generator_version_is_stale_as_diff_says(dsn):
+    install(dsn, DEFAULT)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"COMMENT ON SCHEMA pgmq_notify IS 'pgmq-codegen 0.0.1 fingerprint={DEFAULT.fingerprint()}'")
+    report = check_install(dsn, DEFAULT)
+    assert [p.kind for p in report.problems] == ["stale"]
+    assert "made by pgmq-codegen 0.0.1" in report.summary()
+    assert not diff.compare(dsn, DEFAULT).in_sync
+
+
+async def test_a_listener_on_a_database_without_pgmq_logs_an_error_a_consumer_leaves_it_to_its_calls(bare_dsn, caplog):
+    """A listener makes no PGMQ call that could fail: it must say that no event will come."""
+    caplog.set_level(logging.DEBUG, logger="pgmq_runtime.install_check")
+    async with PgmqNotifyListener(bare_dsn, DEFAULT):
+        pass
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].getMessage().startswith("listener: install check:")
+    assert "PGMQ is not installed" in errors[0].getMessage() and "install PGMQ" in errors[0].getMessage()
+
+
+async def test_a_consumer_on_a_database_without_pgmq_fails_on_its_own_call_and_its_listener_stays_quiet(
+    bare_dsn, caplog
+):
+    caplog.set_level(logging.DEBUG, logger="pgmq_runtime.install_check")
+    consumer = PgmqConsumer(bare_dsn, ["orders_queue"], DEFAULT, poll_interval=0.05)
+    async with consumer:
+        with pytest.raises(PgmqNotifyError, match="PGMQ") as caught:
+            await consumer.__anext__()
+    assert "\n" not in str(caught.value)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

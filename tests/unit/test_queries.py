@@ -7,7 +7,7 @@ from pgmq_runtime.queries import QUERIES
 from pgmq_runtime.testing_queries import HANDLERS as _HANDLERS
 
 # Statements FakePgmq does not answer: LISTEN plumbing (the fake has its own listener) and PGMQ features it lacks.
-NOT_FAKED = {"listen", "unlisten", "notify", "send_topic", "create_partitioned"}
+NOT_FAKED = {"listen", "unlisten", "notify", "send_topic", "send_topic_with_notify", "create_partitioned"}
 
 
 def test_every_query_composes_and_names_functions_of_the_catalogue():
