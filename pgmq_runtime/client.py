@@ -25,6 +25,7 @@ from typing import Any, Protocol, overload
 import psycopg
 import psycopg_pool
 
+from pgmq_codegen import __version__ as GENERATOR_VERSION
 from pgmq_runtime import db, install_check, object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import ClaimedMessage
@@ -337,6 +338,11 @@ class Operations:
             problems.append(
                 f"schema {self.config.schema!r} was installed with config fingerprint {marker.fingerprint}, "
                 f"this config's is {expected}: generate and apply a new migration"
+            )
+        elif marker.version != GENERATOR_VERSION:
+            problems.append(
+                f"schema {self.config.schema!r} was installed by pgmq-codegen {marker.version}, "
+                f"this is {GENERATOR_VERSION}: generate and apply a new migration"
             )
         if missing and marker is not None:
             problems.append(f"{len(missing)} function(s) missing, e.g. {missing[0]}: run pgmq-codegen diff")

@@ -9,12 +9,13 @@ well under the visibility timeout (and expect gap markers after long pauses).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from pgmq_runtime.client import HealthReport, PgmqNotifyClient, QueueInfo, QueueMetrics
+from pgmq_runtime.client import HealthReport, Operations, PgmqNotifyClient, QueueInfo, QueueMetrics, Transaction
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import ClaimedMessage, PgmqConsumer
 from pgmq_runtime.events import JsonValue, ListenerItem
@@ -171,80 +172,137 @@ class SyncListener(_Blocking):
         await self.listener.close()
 
 
-class SyncClient(_Blocking):
-    """Blocking :class:`PgmqNotifyClient` (from a DSN): ``with SyncClient(dsn, config) as client: client.send(...)``.
+class SyncOperations:
+    """The blocking twin of :class:`pgmq_runtime.client.Operations`: the same methods, same arguments.
 
-    Claimed messages come back as :class:`SyncMessage`. For sends in your own
-    transaction from blocking code, use the async client's ``transaction()``.
+    Claimed messages come back as :class:`SyncMessage`.
     """
 
-    def __init__(self, dsn: str, config: PgmqNotifyConfig | None = None, **options: Any) -> None:
-        super().__init__()
-        self.client = PgmqNotifyClient(dsn, config, **options)
-        self._runner.run(self.client.open())
+    def __init__(self, operations: Operations, runner: asyncio.Runner) -> None:
+        self._ops = operations
+        self._runner = runner
+
+    def _messages(self, claimed: Sequence[ClaimedMessage]) -> list[SyncMessage]:
+        return [SyncMessage(m, self._runner) for m in claimed]
 
     def create_queue(self, queue: str, **options: Any) -> None:
         """See :meth:`PgmqNotifyClient.create_queue`."""
-        self._runner.run(self.client.create_queue(queue, **options))
+        self._runner.run(self._ops.create_queue(queue, **options))
 
     def send(self, queue: str, message: JsonValue, delay: int = 0, headers: JsonValue = None) -> int:
         """See :meth:`PgmqNotifyClient.send`."""
-        return self._runner.run(self.client.send(queue, message, delay, headers))
+        return self._runner.run(self._ops.send(queue, message, delay, headers))
 
     def send_batch(
         self, queue: str, messages: Sequence[JsonValue], delay: int = 0, headers: Sequence[JsonValue] | None = None
     ) -> list[int]:
         """See :meth:`PgmqNotifyClient.send_batch`."""
-        return self._runner.run(self.client.send_batch(queue, messages, delay, headers))
+        return self._runner.run(self._ops.send_batch(queue, messages, delay, headers))
 
     def send_topic(self, routing_key: str, message: JsonValue, delay: int = 0, headers: JsonValue = None) -> int:
         """See :meth:`PgmqNotifyClient.send_topic`."""
-        return self._runner.run(self.client.send_topic(routing_key, message, delay, headers))
+        return self._runner.run(self._ops.send_topic(routing_key, message, delay, headers))
 
     def read(self, queue: str, vt: int = 30, qty: int = 1) -> list[SyncMessage]:
         """See :meth:`PgmqNotifyClient.read`."""
-        return [SyncMessage(m, self._runner) for m in self._runner.run(self.client.read(queue, vt, qty))]
+        return self._messages(self._runner.run(self._ops.read(queue, vt, qty)))
 
     def read_specific(self, queue: str, msg_id: int, vt: int = 30) -> SyncMessage | None:
         """See :meth:`PgmqNotifyClient.read_specific`."""
-        claimed = self._runner.run(self.client.read_specific(queue, msg_id, vt))
+        claimed = self._runner.run(self._ops.read_specific(queue, msg_id, vt))
         return None if claimed is None else SyncMessage(claimed, self._runner)
 
     def pop(self, queue: str, qty: int = 1) -> list[SyncMessage]:
         """See :meth:`PgmqNotifyClient.pop`."""
-        return [SyncMessage(m, self._runner) for m in self._runner.run(self.client.pop(queue, qty))]
+        return self._messages(self._runner.run(self._ops.pop(queue, qty)))
 
     def delete(self, queue: str, msg_ids: int | Sequence[int]) -> bool | list[int]:
         """See :meth:`PgmqNotifyClient.delete`."""
         if isinstance(msg_ids, int):
-            return self._runner.run(self.client.delete(queue, msg_ids))
-        return self._runner.run(self.client.delete(queue, list(msg_ids)))
+            return self._runner.run(self._ops.delete(queue, msg_ids))
+        return self._runner.run(self._ops.delete(queue, list(msg_ids)))
 
     def archive(self, queue: str, msg_ids: int | Sequence[int]) -> bool | list[int]:
         """See :meth:`PgmqNotifyClient.archive`."""
         if isinstance(msg_ids, int):
-            return self._runner.run(self.client.archive(queue, msg_ids))
-        return self._runner.run(self.client.archive(queue, list(msg_ids)))
+            return self._runner.run(self._ops.archive(queue, msg_ids))
+        return self._runner.run(self._ops.archive(queue, list(msg_ids)))
+
+    def set_vt(self, queue: str, msg_ids: int | Sequence[int], vt: int) -> SyncMessage | list[SyncMessage] | None:
+        """See :meth:`PgmqNotifyClient.set_vt`."""
+        if isinstance(msg_ids, int):
+            one = self._runner.run(self._ops.set_vt(queue, msg_ids, vt))
+            return None if one is None else SyncMessage(one, self._runner)
+        return self._messages(self._runner.run(self._ops.set_vt(queue, list(msg_ids), vt)))
+
+    def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None:
+        """See :meth:`PgmqNotifyClient.extend`."""
+        return self._runner.run(self._ops.extend(queue_name, msg_id, seconds))
 
     def purge_queue(self, queue: str) -> int:
         """See :meth:`PgmqNotifyClient.purge_queue`."""
-        return self._runner.run(self.client.purge_queue(queue))
+        return self._runner.run(self._ops.purge_queue(queue))
 
     def drop_queue(self, queue: str) -> bool:
         """See :meth:`PgmqNotifyClient.drop_queue`."""
-        return self._runner.run(self.client.drop_queue(queue))
+        return self._runner.run(self._ops.drop_queue(queue))
 
     def list_queues(self) -> list[QueueInfo]:
         """See :meth:`PgmqNotifyClient.list_queues`."""
-        return self._runner.run(self.client.list_queues())
+        return self._runner.run(self._ops.list_queues())
 
     def metrics(self, queue: str) -> QueueMetrics:
         """See :meth:`PgmqNotifyClient.metrics`."""
-        return self._runner.run(self.client.metrics(queue))
+        return self._runner.run(self._ops.metrics(queue))
 
     def health(self) -> HealthReport:
         """See :meth:`PgmqNotifyClient.health`."""
-        return self._runner.run(self.client.health())
+        return self._runner.run(self._ops.health())
+
+
+class SyncTransaction(SyncOperations):
+    """What :meth:`SyncClient.transaction` yields: every client method, plus :meth:`execute`."""
+
+    def __init__(self, transaction: Transaction, runner: asyncio.Runner) -> None:
+        super().__init__(transaction, runner)
+        self._tx = transaction
+
+    def execute(self, statement: str, params: Any = None) -> None:
+        """Run your own SQL (``%s`` placeholders) in this transaction."""
+        self._runner.run(self._tx.execute(statement, params))
+
+
+class SyncClient(_Blocking, SyncOperations):
+    """Blocking :class:`PgmqNotifyClient`: ``with SyncClient(dsn, config) as client: client.send(...)``.
+
+    ``source`` is a DSN (the client owns a pool) or what the async client
+    takes; ``options`` are :class:`PgmqNotifyClient`'s. Claimed messages come
+    back as :class:`SyncMessage`; :meth:`transaction` runs sends and your own
+    SQL in one transaction.
+    """
+
+    def __init__(self, source: Any, config: PgmqNotifyConfig | None = None, **options: Any) -> None:
+        _Blocking.__init__(self)
+        self.client = PgmqNotifyClient(source, config, **options)
+        SyncOperations.__init__(self, self.client, self._runner)
+        try:
+            self._runner.run(self.client.open())
+        except BaseException:
+            self._runner.close()
+            raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[SyncTransaction]:
+        """Sends (and ``tx.execute``) in one transaction: events at commit, none on rollback (an exception)."""
+        manager = self.client.transaction()
+        tx = self._runner.run(manager.__aenter__())
+        try:
+            yield SyncTransaction(tx, self._runner)
+        except BaseException as exc:
+            if not self._runner.run(manager.__aexit__(type(exc), exc, exc.__traceback__)):
+                raise
+        else:
+            self._runner.run(manager.__aexit__(None, None, None))
 
     async def _aclose(self) -> None:
         await self.client.close()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pgmq_codegen import __version__ as GENERATOR_VERSION
 from pgmq_runtime import object_names
 from pgmq_runtime.db import Row
 from pgmq_runtime.errors import MigrationMissingError
@@ -184,7 +185,7 @@ def _health(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
         {
             "pgmq_installed": True,
             "pgmq_version": None,
-            "schema_comment": object_names.marker("fake", fake.config),
+            "schema_comment": object_names.marker(GENERATOR_VERSION, fake.config),
             "has_topics": False,
             "notification_queue_usage": 0.0,
         }
@@ -192,7 +193,7 @@ def _health(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
 
 
 def _installed_functions(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
-    comment = object_names.marker("fake", fake.config)
+    comment = object_names.marker(GENERATOR_VERSION, fake.config)
     specs = object_names.functions_for(fake.config)
     return [{"name": f.name, "args": f.catalog_args, "comment": comment} for f in specs]
 

@@ -122,8 +122,9 @@ async def test_a_transaction_announces_at_commit_and_not_at_all_on_rollback(dsn,
     assert rows == [(4,)]
 
 
-async def test_a_caller_owned_connection_sends_in_its_own_transaction(dsn, subscribe):
-    config = PgmqNotifyConfig(mode="wrapper")
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_caller_owned_connection_sends_in_its_own_transaction(dsn, subscribe, mode):
+    config = PgmqNotifyConfig(mode=mode)
     install(dsn, config)
     sub = subscribe(dsn, [config.message_ready_channel("orders")])
     client = PgmqNotifyClient(dsn, config)  # never opened: using() needs no pool
@@ -216,6 +217,17 @@ async def test_health_reports_a_config_that_does_not_match_the_install(dsn):
     assert "run the migration" in missing.problems[0]
 
 
+async def test_health_reports_an_install_made_by_another_generator_version(dsn):
+    config = PgmqNotifyConfig()
+    install(dsn, config)
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(f"COMMENT ON SCHEMA pgmq_notify IS 'pgmq-codegen 0.0.1 fingerprint={config.fingerprint()}'")
+    async with PgmqNotifyClient(dsn, config) as client:
+        report = await client.health()
+    assert report.installed_generator_version == "0.0.1"
+    assert not report.ok and "installed by pgmq-codegen 0.0.1" in report.problems[0]
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_send_topic_reaches_every_bound_queue_with_one_event_each(dsn, subscribe, mode):
     config = PgmqNotifyConfig(mode=mode)
@@ -260,3 +272,20 @@ async def test_a_partitioned_queue_without_pg_partman_is_one_typed_line(dsn):
         with pytest.raises(DatabaseError) as caught:
             await client.create_queue("big_queue", partitioned=True)
     assert "\n" not in str(caught.value) and "partman" in str(caught.value).lower()
+
+
+async def test_health_names_the_pgmq_extension_version(ext_dsn):
+    """From CREATE EXTENSION: its version; loose SQL carries none (the report says None, not a guess)."""
+    install(ext_dsn, PgmqNotifyConfig())
+    async with PgmqNotifyClient(ext_dsn) as client:
+        report = await client.health()
+    with psycopg.connect(ext_dsn) as conn:
+        (version,) = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pgmq'").fetchone()
+    assert report.ok and report.pgmq_installed and report.pgmq_version == version
+
+
+async def test_health_of_a_loose_sql_install_has_no_pgmq_version(dsn):
+    install(dsn, PgmqNotifyConfig())
+    async with PgmqNotifyClient(dsn) as client:
+        report = await client.health()
+    assert report.ok and report.pgmq_installed and report.pgmq_version is None
