@@ -77,15 +77,26 @@ def test_status_counts_messages_per_second_between_its_samples(dsn: str) -> None
                 conn.execute("SELECT pgmq.send('orders_queue', '{}')")
                 time.sleep(0.01)
 
-    producer = threading.Thread(target=produce)
-    producer.start()
+    def consume() -> None:
+        # Takes half of what comes in: one message deleted, one archived, every 40 ms.
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute("SELECT pgmq.delete('orders_queue', msg_id) FROM pgmq.read('orders_queue', 30, 1)")
+                conn.execute("SELECT pgmq.archive('orders_queue', msg_id) FROM pgmq.read('orders_queue', 30, 1)")
+                time.sleep(0.04)
+
+    workers = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for worker in workers:
+        worker.start()
     try:
         report = _status(dsn)
     finally:
         stop.set()
-        producer.join()
+        for worker in workers:
+            worker.join()
     (queue,) = report["queues"]
     assert queue["in_per_s"] > 0
+    assert queue["out_per_s"] > 0
     assert report["seconds_between_samples"] > 0
 
 
