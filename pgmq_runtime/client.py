@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import psycopg
 import psycopg_pool
@@ -32,6 +32,10 @@ from pgmq_runtime.consumer import ClaimedMessage
 from pgmq_runtime.errors import MessageNotSerializableError, PgmqNotifyError, PoolClosedError
 from pgmq_runtime.events import JsonValue
 from pgmq_runtime.queries import QUERIES
+from pgmq_runtime.stats import ClientStats
+
+if TYPE_CHECKING:
+    from pgmq_runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +148,21 @@ def _json(value: Any, what: str, queue: str) -> str | None:
 class Operations:
     """Everything the client does; shared by the client, :meth:`~PgmqNotifyClient.using` and transactions."""
 
-    def __init__(self, config: PgmqNotifyConfig, backend: Backend | TransactionBackend) -> None:
+    def __init__(
+        self, config: PgmqNotifyConfig, backend: Backend | TransactionBackend, stats: ClientStats | None = None
+    ) -> None:
         self.config = config
         self._backend = backend
+        #: Messages sent and failed calls, shared with the client's transactions and using() handles.
+        self.stats = stats if stats is not None else ClientStats()
 
     async def _rows(self, name: str, /, **params: Any) -> list[db.Row]:
         # The queue a statement names lets a missing queue be reported by name.
-        return await self._backend.fetch(QUERIES[name], params, queue=params.get("queue"))
+        try:
+            return await self._backend.fetch(QUERIES[name], params, queue=params.get("queue"))
+        except PgmqNotifyError:
+            self.stats.errors += 1
+            raise
 
     def _message(self, queue: str, row: db.Row) -> ClaimedMessage:
         return ClaimedMessage(
@@ -174,6 +186,7 @@ class Operations:
             headers=_json(headers, "headers", queue),
             delay=delay,
         )
+        self.stats.sent += 1
         return int(rows[0]["msg_id"])
 
     async def send_batch(
@@ -194,6 +207,7 @@ class Operations:
             headers=None if headers is None else [_json(h, "headers", queue) for h in headers],
             delay=delay,
         )
+        self.stats.sent += len(rows)
         return [int(r["msg_id"]) for r in rows]
 
     async def send_topic(self, routing_key: str, message: JsonValue, delay: int = 0, headers: JsonValue = None) -> int:
@@ -211,7 +225,9 @@ class Operations:
             headers=_json(headers, "headers", routing_key),
             delay=delay,
         )
-        return int(rows[0]["matched"] or 0)
+        matched = int(rows[0]["matched"] or 0)
+        self.stats.sent += matched
+        return matched
 
     # -- reading and claiming ------------------------------------------------
 
@@ -369,14 +385,14 @@ class Operations:
         if not hasattr(backend, "transaction"):
             raise PgmqNotifyError("transactions do not nest on a transaction handle; use the handle itself")
         async with backend.transaction() as tx:
-            yield Transaction(self.config, tx)
+            yield Transaction(self.config, tx, self.stats)
 
 
 class Transaction(Operations):
     """The handle :meth:`PgmqNotifyClient.transaction` yields: every client method, plus :meth:`execute`."""
 
-    def __init__(self, config: PgmqNotifyConfig, backend: TransactionBackend) -> None:
-        super().__init__(config, backend)
+    def __init__(self, config: PgmqNotifyConfig, backend: TransactionBackend, stats: ClientStats) -> None:
+        super().__init__(config, backend, stats)
         self._tx = backend
 
     async def execute(self, statement: str, params: Any = None) -> None:
@@ -391,6 +407,8 @@ class PgmqNotifyClient(Operations):
     ``max_size`` connections, opened by ``async with`` or :meth:`open`), an
     ``AsyncConnectionPool`` you own, or :class:`pgmq_runtime.testing.FakePgmq`.
     ``configure`` is awaited on each new connection of an owned pool.
+    ``metrics`` (a :class:`pgmq_runtime.metrics.RuntimeMetrics`) counts the
+    messages it sends and its failed calls (``client.stats``).
     """
 
     def __init__(
@@ -402,6 +420,7 @@ class PgmqNotifyClient(Operations):
         max_size: int = 10,
         connect_timeout: float = 10.0,
         configure: db.Configure | None = None,
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
         self._pool: psycopg_pool.AsyncConnectionPool[Any] | None = None
         self._owns_pool = isinstance(source, str)
@@ -419,6 +438,10 @@ class PgmqNotifyClient(Operations):
         else:
             backend = source
         super().__init__(config, backend)
+        # Not self.metrics: that is PGMQ's queue metrics (tasker-pgmq's name).
+        self._runtime_metrics = metrics
+        if metrics is not None:
+            metrics.watch_client(self)
 
     async def open(self) -> PgmqNotifyClient:
         """Open the owned pool and wait for its first connection (ConnectionLostError if the server is down)."""
@@ -438,7 +461,9 @@ class PgmqNotifyClient(Operations):
         """Close the owned pool; later calls raise PoolClosedError. A pool you gave stays open."""
         if self._pool is not None and self._owns_pool and not self._pool.closed:
             await self._pool.close()
-            log.info("client pool closed")
+            log.info("client pool closed (%d sent, %d failed calls)", self.stats.sent, self.stats.errors)
+        if self._runtime_metrics is not None:
+            self._runtime_metrics.retire(self)
 
     async def __aenter__(self) -> PgmqNotifyClient:
         return await self.open()
@@ -452,4 +477,4 @@ class PgmqNotifyClient(Operations):
         """The same methods on ``conn``, a connection you own: they join its transaction, if one is open."""
         if conn.closed:
             raise PoolClosedError("the connection given to using() is closed")
-        return Operations(self.config, _ConnectionBackend(conn, self.config.schema))
+        return Operations(self.config, _ConnectionBackend(conn, self.config.schema), self.stats)

@@ -10,8 +10,8 @@
 - histograms (handler durations, event delay) are observed as they happen,
   into fixed buckets.
 
-Pass one to ``PgmqConsumer(..., metrics=m)`` or ``PgmqNotifyListener(...,
-metrics=m)``, or call :meth:`RuntimeMetrics.watch_consumer` yourself; then
+Pass one to ``PgmqConsumer(..., metrics=m)``, ``PgmqNotifyListener(...,
+metrics=m)`` or ``PgmqNotifyClient(..., metrics=m)``, or call :meth:`RuntimeMetrics.watch_consumer` yourself; then
 expose it with :mod:`pgmq_runtime.metrics_export` (Prometheus, OpenTelemetry,
 an HTTP ``/metrics``). No third-party import happens here.
 """
@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
+    from pgmq_runtime.client import PgmqNotifyClient
     from pgmq_runtime.consumer import PgmqConsumer
     from pgmq_runtime.listener import ListenerStats, PgmqNotifyListener
-    from pgmq_runtime.stats import ConsumerStats
+    from pgmq_runtime.stats import ClientStats, ConsumerStats
 
 PREFIX: Final = "pgmq_runtime"
 
@@ -75,6 +76,10 @@ CATALOGUE: Final = (
     MetricSpec("dead_lettered", "counter", "Failed messages given up on (archived or moved to a dead-letter queue)."),
     MetricSpec("heartbeats", "counter", "Visibility timeouts extended for running handlers."),
     MetricSpec("handed_back", "counter", "Claimed messages handed back unstarted at stop."),
+    MetricSpec("messages_sent", "counter", "Messages sent through clients (a topic send: one per queue reached)."),
+    MetricSpec(
+        "client_errors", "counter", "Client calls that failed in the database (missing queue, lost connection, ...)."
+    ),
     MetricSpec("handler_duration_seconds", "histogram", "Seconds a handler call took, by outcome.", ("outcome",)),
     MetricSpec(
         "event_delay_seconds",
@@ -159,6 +164,11 @@ def consumer_samples(stats: ConsumerStats) -> CounterSamples:
     }
 
 
+def client_samples(stats: ClientStats) -> CounterSamples:
+    """The catalogue's counters from one client's stats."""
+    return {("messages_sent", ()): stats.sent, ("client_errors", ()): stats.errors}
+
+
 class RuntimeMetrics:
     """Collects the catalogue's metrics from the listeners and consumers it watches.
 
@@ -191,6 +201,10 @@ class RuntimeMetrics:
         consumer.counters.on_handler = self.handler_done
         if consumer.listener is not None:
             self.watch_listener(consumer.listener)
+
+    def watch_client(self, client: PgmqNotifyClient) -> None:
+        """Count ``client``'s sent messages and failed calls (its transactions and ``using()`` handles too)."""
+        self.watch(client, lambda: client_samples(client.stats))
 
     def retire(self, key: object) -> None:
         """Stop reading ``key``, keeping its last counts in the totals (counters never go back)."""

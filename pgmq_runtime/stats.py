@@ -1,8 +1,10 @@
-"""Counters of a consumer and its worker, in one place: the hook point for metrics.
+"""Counters of a consumer and its worker, and of a client, in one place: the hook point for metrics.
 
 :class:`Counters` is mutable and shared by the consumer, its acknowledgement
 batcher and its worker loop; :class:`ConsumerStats` is the frozen snapshot
-that ``PgmqConsumer.stats`` returns. Every counter only grows.
+that ``PgmqConsumer.stats`` returns. :class:`ClientStats` is a client's
+(shared by its transactions and :meth:`~pgmq_runtime.client.PgmqNotifyClient.using`).
+Every counter only grows.
 """
 
 from __future__ import annotations
@@ -76,3 +78,14 @@ class ConsumerStats:
     dead_lettered: int = 0
     heartbeats: int = 0
     handed_back: int = 0
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """A client's counters: ``sent`` messages (a batch counts each message, a topic send each
+    queue it reached; counted when the call returns, so a send whose transaction later rolls
+    back is counted too) and ``errors``, calls that failed in the database (a missing queue
+    or migration, a lost connection, ...)."""
+
+    sent: int = 0
+    errors: int = 0

@@ -128,3 +128,23 @@ async def test_a_consumer_given_metrics_counts_itself_its_listener_and_each_even
     # Closed: its counts stay in the totals.
     assert closed[("claimed", (("path", "event"),))] == 3
     assert closed[("acknowledged", (("action", "delete"),))] == 3
+
+
+async def test_a_client_given_metrics_counts_what_it_sends_and_its_failed_calls(jobs: str) -> None:
+    from pgmq_runtime.client import PgmqNotifyClient
+    from pgmq_runtime.errors import QueueNotFoundError
+    from pgmq_runtime.metrics import RuntimeMetrics
+
+    metrics = RuntimeMetrics()
+    async with PgmqNotifyClient(jobs, PgmqNotifyConfig(), metrics=metrics) as client:
+        await client.send("jobs_queue", {"n": 1})
+        await client.send_batch("jobs_queue", [{"n": 2}, {"n": 3}])
+        async with client.transaction() as tx:
+            await tx.send("jobs_queue", {"n": 4})
+        with pytest.raises(QueueNotFoundError):
+            await client.send("nowhere_queue", {"n": 5})
+        assert (client.stats.sent, client.stats.errors) == (4, 1)
+        live = metrics.counters()
+    assert live[("messages_sent", ())] == 4 and live[("client_errors", ())] == 1
+    # A closed client is retired: its counts stay in the totals.
+    assert metrics.counters()[("messages_sent", ())] == 4
