@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pgmq_runtime import metrics_export, worker
 from pgmq_runtime.config import PgmqNotifyConfig
@@ -187,7 +188,7 @@ def register(app: typer.Typer, guarded: Callable[[Callable[[], Any]], Any], load
                     fifo=fifo,
                     poll_only=poll_only,
                     grace_period=grace_period,
-                    on_notice=lambda text: err.print(f"[dim]{text}[/]"),
+                    on_notice=lambda text: err.print(f"[dim]{escape(text)}[/]"),
                     metrics_port=metrics_port,
                     metrics_host=metrics_host,
                 )

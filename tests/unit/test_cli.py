@@ -207,3 +207,19 @@ def test_a_double_quoted_pattern_gets_a_hint_to_use_single_quotes(tmp_path):
     (tmp_path / "c.toml").write_text('queue_naming_pattern = "(?P<namespace>\\w+)_queue"\n')
     result = cli("validate-config", "c.toml", cwd=tmp_path)
     assert result.returncode == 2 and "Unescaped" in result.stderr and "single quotes" in result.stderr
+
+
+def test_demo_events_table_prints_names_from_the_database_as_written():
+    """Event cells come from the database: a queue named 'orders[eu]' must not lose '[eu]' to Rich markup."""
+    import json
+
+    from rich.console import Console
+
+    from pgmq_codegen import demo
+
+    created = json.dumps({"event_type": "queue_created", "queue_name": "orders[eu]_queue", "namespace": "default"})
+    unknown = json.dumps({"event_type": "[bold]odd[/bold]"})
+    console = Console(width=120, record=True, highlight=False, color_system=None)
+    console.print(demo.events_table([demo.Received(1.0, "c", created), demo.Received(2.0, "c", unknown)]))
+    text = console.export_text()
+    assert "orders[eu]_queue" in text and "[bold]odd[/bold]" in text, text
