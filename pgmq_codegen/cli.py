@@ -25,9 +25,7 @@ from pgmq_codegen import (
     init_config,
     log_setup,
     sql_script,
-    status_command,
     validate_config,
-    worker,
 )
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
 from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
@@ -343,8 +341,132 @@ def demo(
     guarded(lambda: demo_mod.run(out, keep=keep))
 
 
-worker.register(app, guarded, _config)
-status_command.register(app, guarded, _config)
+@app.command("worker")
+def worker_command(
+    handler: Annotated[str, typer.Argument(help="The handler, MODULE:FUNCTION (async, or plain: runs in a thread).")],
+    dsn: Annotated[str, typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="PostgreSQL connection string.")],
+    queue: Annotated[list[str] | None, typer.Option("--queue", "-q", help="Queue to consume (repeatable).")] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Consume every existing queue of this namespace.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Handlers run at once.")] = 1,
+    visibility_timeout: Annotated[
+        int, typer.Option("--visibility-timeout", min=1, help="Seconds a claim lasts (a heartbeat extends it).")
+    ] = 30,
+    max_attempts: Annotated[
+        int, typer.Option("--max-attempts", min=1, help="Claims before a failing message is given up on.")
+    ] = 5,
+    dead_letter_queue: Annotated[
+        str | None, typer.Option("--dead-letter-queue", help="Move given-up messages here (default: archive).")
+    ] = None,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="Archive handled messages instead of deleting them.")
+    ] = False,
+    fifo: Annotated[
+        bool, typer.Option("--fifo", help="Keep x-pgmq-group FIFO order: one message per group in flight.")
+    ] = False,
+    poll_only: Annotated[bool, typer.Option("--poll-only", help="No LISTEN: poll (PgBouncer, replicas).")] = False,
+    grace_period: Annotated[
+        float, typer.Option("--grace-period", min=0, help="Seconds running handlers get to finish on stop.")
+    ] = 30.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", min=0, max=65535, help="Serve Prometheus metrics at /metrics on this port."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address the metrics server binds.")] = "0.0.0.0",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (TOML).", dir_okay=False)] = None,
+) -> None:
+    """Run a handler on every message of the queues: concurrently, acknowledged in batches, retried.
+
+    A handler that returns deletes its message (or archives it, --archive);
+    one that raises has it retried with a backoff, then archived (or moved
+    to --dead-letter-queue) after --max-attempts. SIGTERM or Ctrl-C stops
+    cleanly: no new claims, running handlers finish, exit 0.
+
+    Example: pgmq-codegen worker myapp.handlers:handle --dsn postgresql://app@db/app
+    --queue orders_queue --concurrency 16
+    """
+    import asyncio
+
+    from pgmq_codegen import worker
+    from pgmq_runtime.retries import RetryPolicy
+    from pgmq_runtime.stats import ConsumerStats
+
+    cfg = _config(config)
+
+    def run() -> ConsumerStats:
+        if not queue and namespace is None:
+            raise worker.WorkerCommandError("give --queue QUEUE or --namespace NAMESPACE")
+        function = worker.load_handler(handler)
+        retry = RetryPolicy(max_attempts=max_attempts, dead_letter_queue=dead_letter_queue)
+        return asyncio.run(
+            worker.serve(
+                dsn,
+                cfg,
+                function,
+                queues=list(queue or []),
+                namespace=namespace,
+                concurrency=concurrency,
+                visibility_timeout=visibility_timeout,
+                retry=retry,
+                archive=archive,
+                fifo=fifo,
+                poll_only=poll_only,
+                grace_period=grace_period,
+                on_notice=lambda text: err.print(f"[dim]{escape(text)}[/]"),
+                metrics_port=metrics_port,
+                metrics_host=metrics_host,
+            )
+        )
+
+    stats = guarded(run)
+    out.print(
+        f"stopped: {stats.handled} handled, {stats.failed} failed, {stats.retries} retried, "
+        f"{stats.dead_lettered} given up"
+    )
+
+
+@app.command("status")
+def status_command(
+    dsn: Annotated[str, typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="PostgreSQL connection string.")],
+    once: Annotated[bool, typer.Option("--once", help="Show one view and exit (for scripts).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --once: one JSON object on stdout.")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between samples (rates are per second).")
+    ] = 1.0,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (TOML).", dir_okay=False)] = None,
+) -> None:
+    """Live health of a database: queues, install, notification queue, probe round trip.
+
+    Every queue's depth, oldest message age and messages/s in and out;
+    whether the installed SQL matches the config; how full PostgreSQL's
+    notification queue is and the sessions with a transaction open that
+    may hold it back (a LISTENing session idle in a transaction stops it);
+    the round trip of a probe notification. Ctrl-C stops.
+
+    Example: pgmq-codegen status --dsn postgresql://app@db/app --once --json
+    """
+    import asyncio
+    import json
+
+    from pgmq_codegen import status, status_output
+
+    cfg = _config(config)
+
+    def run() -> None:
+        if as_json and not once:
+            raise typer.BadParameter("--json needs --once")
+        if once:
+            report = asyncio.run(status.sample_twice(dsn, cfg, interval))
+            if as_json:
+                out.file.write(json.dumps(report.to_dict(), default=str) + "\n")
+            else:
+                out.print(status_output.render(report))
+            return
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(status_output.watch(dsn, cfg, interval, out))
+
+    guarded(run)
 
 
 # Click's exception classes, from whichever click this Typer uses (Typer 0.29 vendors its own):
