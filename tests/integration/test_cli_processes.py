@@ -14,9 +14,9 @@ import psycopg
 from pgmq_codegen import throwaway_postgres
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests.conftest import install
-from tests.unit.test_cli import cli
+from tests.unit.test_cli import checkout_first, cli
 
-ENV = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+ENV = checkout_first({**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"})
 
 
 def _command() -> list[str]:
@@ -88,7 +88,7 @@ def test_worker_prints_queue_names_with_brackets_as_written(dsn, tmp_path):
         conn.execute("SELECT pgmq.send(%s, '{}')", (queue,))
     log = tmp_path / "handled.txt"
     handler = "tests.integration.worker_handlers:record_slowly"
-    env = {**ENV, "WORKER_LOG": str(log), "PYTHONPATH": os.getcwd()}
+    env = {**ENV, "WORKER_LOG": str(log)}
     proc = subprocess.Popen(
         [*_command(), "worker", handler, "--dsn", dsn, "--queue", queue],
         stdout=subprocess.PIPE,

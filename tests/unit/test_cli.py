@@ -13,13 +13,25 @@ import pytest
 
 from tests.unit.test_config import TASKER_CONFIG
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def checkout_first(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with this checkout on PYTHONPATH, so the entry point runs the code under test.
+
+    The installed ``pgmq-codegen`` script imports whichever checkout was installed (an editable
+    install of another worktree, say); paths already on PYTHONPATH keep their precedence.
+    """
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**env, "PYTHONPATH": os.pathsep.join([*paths, str(ROOT)])}
+
 
 def cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, umask: int | None = None
 ) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("pgmq-codegen")
     command = [exe] if exe else [sys.executable, "-m", "pgmq_codegen.cli"]
-    full_env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb", **(env or {})}
+    full_env = checkout_first({**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb", **(env or {})})
     return subprocess.run(
         [*command, *args],
         capture_output=True,
