@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -235,3 +236,32 @@ def test_demo_events_table_prints_names_from_the_database_as_written():
     console.print(demo.events_table([demo.Received(1.0, "c", created), demo.Received(2.0, "c", unknown)]))
     text = console.export_text()
     assert "orders[eu]_queue" in text and "[bold]odd[/bold]" in text, text
+
+
+VERBS = ["init", "validate-config", "generate-migration", "sql", "diff", "listen", "demo", "worker", "status"]
+
+
+def test_option_values_are_named_in_words_not_python_types():
+    """'--queue QUEUE', '--concurrency N', '--grace-period SECONDS': not '<list[str]>', '<int range>'."""
+    for verb in VERBS:
+        options = cli(verb, "--help").stdout.split("\nOptions:\n", 1)[1]
+        # A choice list such as <text|json> names its values; anything else in <...> is a Python type.
+        assert re.findall(r"<[^|>\s]*(?: range)?>", options) == [], (verb, options)
+    worker = cli("worker", "--help").stdout
+    for shown in ("--queue QUEUE", "--concurrency N", "--visibility-timeout SECONDS", "--grace-period SECONDS"):
+        assert shown in worker
+
+
+def test_the_verb_list_shows_each_first_sentence_whole():
+    """Click cuts a summary at its first '.', so 'e.g.' cut the sql verb's; and it elides long ones with '...'."""
+    listing = cli("--help", env={"COLUMNS": "80"}).stdout.split("\nCommands:\n", 1)[1]
+    summaries = dict(row.split(None, 1) for row in listing.splitlines() if row.strip())
+    assert set(summaries) == set(VERBS)
+    for verb, summary in summaries.items():
+        assert summary.endswith(".") and not summary.endswith(("...", "e.g.")), (verb, summary)
+
+
+def test_worker_and_status_say_where_the_config_comes_from_like_the_other_verbs():
+    for verb in ("worker", "status", "diff"):
+        text = re.sub(r"-\s+", "-", " ".join(cli(verb, "--help").stdout.split()))  # Click wraps after hyphens
+        assert "Default: ./pgmq-codegen.toml if present" in text, verb
