@@ -7,7 +7,9 @@ Errors print one line per problem on stderr; ``--verbose`` adds the traceback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import signal
 import sys
 from collections.abc import Callable
@@ -25,9 +27,7 @@ from pgmq_codegen import (
     init_config,
     log_setup,
     sql_script,
-    status_command,
     validate_config,
-    worker,
 )
 from pgmq_codegen.errors import ConfigError, PgmqNotifyError
 from pgmq_runtime.config import DEFAULT_CONFIG_FILE, PgmqNotifyConfig, load_config
@@ -61,9 +61,14 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
+        metavar="FILE",
         help=f"Config file (TOML). Default: ./{DEFAULT_CONFIG_FILE} if present, else built-in defaults.",
         dir_okay=False,
     ),
+]
+
+DsnOption = Annotated[
+    str, typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", metavar="DSN", help="PostgreSQL connection string.")
 ]
 
 
@@ -130,7 +135,10 @@ def init_command(
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented default config file (every key, with its default and meaning)."""
+    """Write a commented default config file.
+
+    Every key is in it, with its default and meaning.
+    """
     written = guarded(lambda: init_config.init_config(path, force))
     out.print(f"[green]wrote[/] {escape(str(written))}")
     out.print(f"next: edit it, then [bold]pgmq-codegen validate-config {escape(str(written))}[/]")
@@ -142,9 +150,10 @@ def validate_config_command(
         Path, typer.Argument(help=f"The config file to check. Default: ./{DEFAULT_CONFIG_FILE}.", dir_okay=False)
     ] = Path(DEFAULT_CONFIG_FILE),
 ) -> None:
-    """Check a config file: exit 0 if valid, 2 listing every problem if not.
+    """Check a config file: exit 0 if valid, 2 if not.
 
-    A tasker-pgmq CLI config file is valid unchanged.
+    Every problem is listed, one per line. A tasker-pgmq CLI config file is
+    valid unchanged.
     """
     valid = guarded(lambda: validate_config.validate_config(path))
     config = valid.config
@@ -161,19 +170,21 @@ def _format_help() -> str:
 
 @app.command("generate-migration")
 def generate_migration_command(
-    format_name: Annotated[str, typer.Option("--format", "-f", help=_format_help())],
+    format_name: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help=_format_help())],
     config: ConfigOption = None,
     output_dir: Annotated[
         Path | None,
         typer.Option(
             "--output-dir",
             "-o",
+            metavar="DIR",
             help="Folder to write into. Default: where the tool looks (per format).",
             file_okay=False,
         ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", "-n", help="Migration name. Default: [migration] name_prefix.")
+        str | None,
+        typer.Option("--name", "-n", metavar="NAME", help="Migration name. Default: [migration] name_prefix."),
     ] = None,
     force: Annotated[
         bool,
@@ -183,13 +194,13 @@ def generate_migration_command(
         ),
     ] = False,
 ) -> None:
-    """Render the notification SQL, lint it, and write it as a migration for your tool.
+    """Write the notification SQL as your tool's migration.
 
-    Files are ordered after the ones already in the folder and never overwrite
-    one; with an invalid config or a failed lint nothing is written. When the
-    newest migration of ours in the folder already installs exactly this config
-    (same fingerprint), nothing is written and the exit code is 0 (--force
-    writes another).
+    The SQL is rendered and linted first. Files are ordered after the ones
+    already in the folder and never overwrite one; with an invalid config or a
+    failed lint nothing is written. When the newest migration of ours in the
+    folder already installs exactly this config (same fingerprint), nothing is
+    written and the exit code is 0 (--force writes another).
 
     Example: pgmq-codegen generate-migration --format flyway --output-dir db/migration
     """
@@ -216,7 +227,10 @@ def sql_command(
     config: ConfigOption = None,
     rollback: Annotated[bool, typer.Option("--rollback", help="Print the rollback script instead.")] = False,
 ) -> None:
-    """Print the install (or --rollback) SQL to stdout, e.g. to pipe into psql."""
+    """Print the install (or --rollback) SQL to stdout.
+
+    Pipe it into psql, or into a migration file of your own.
+    """
     cfg = _config(config)
     text = guarded(lambda: sql_script.sql_script(cfg, rollback))
     sys.stdout.write(text)
@@ -227,7 +241,9 @@ def sql_command(
 def diff(
     dsn: Annotated[
         str,
-        typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="libpq DSN or URI of the database to check."),
+        typer.Option(
+            "--dsn", envvar="PGMQ_CODEGEN_DSN", metavar="DSN", help="libpq DSN or URI of the database to check."
+        ),
     ],
     config: ConfigOption = None,
     as_json: Annotated[
@@ -242,12 +258,12 @@ def diff(
         ),
     ] = False,
 ) -> None:
-    """Compare a live database with what the config installs: exit 0 in sync, 1 drift, 2 error.
+    """Compare a live database with what the config installs.
 
-    Reports missing objects, definitions that differ from the rendered SQL (a
-    hand-edited function is caught), stale fingerprints, queues whose messages
-    do not notify, and objects of ours the config no longer asks for. Nothing
-    in the database is changed.
+    Exit 0 in sync, 1 drift, 2 error. Reports missing objects, definitions that
+    differ from the rendered SQL (a hand-edited function is caught), stale
+    fingerprints, queues whose messages do not notify, and objects of ours the
+    config no longer asks for. Nothing in the database is changed.
 
     Example: pgmq-codegen diff --dsn postgresql://app@db/app --sql > V7__pgmq_notify_repair.sql
     """
@@ -264,13 +280,18 @@ def diff(
 def listen(
     dsn: Annotated[
         str,
-        typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="PostgreSQL connection string (URI or key=value)."),
+        typer.Option(
+            "--dsn", envvar="PGMQ_CODEGEN_DSN", metavar="DSN", help="PostgreSQL connection string (URI or key=value)."
+        ),
     ],
     config: ConfigOption = None,
     namespace: Annotated[
         list[str] | None,
         typer.Option(
-            "--namespace", "-n", help="Namespace to follow (repeatable). Default: all, via the global channel."
+            "--namespace",
+            "-n",
+            metavar="NAMESPACE",
+            help="Namespace to follow (repeatable). Default: all, via the global channel.",
         ),
     ] = None,
     json_output: Annotated[
@@ -284,15 +305,14 @@ def listen(
         ),
     ] = True,
 ) -> None:
-    """Live tail of notification events until Ctrl-C or SIGTERM (both exit 0).
+    """Live tail of notification events.
 
-    A dropped connection is re-established and shown as a GAP line: events
-    sent meanwhile were not seen. Events go to stdout, status lines to stderr.
+    It runs until Ctrl-C or SIGTERM (both exit 0). A dropped connection is
+    re-established and shown as a GAP line: events sent meanwhile were not seen.
+    Events go to stdout, status lines to stderr.
 
     Example: pgmq-codegen listen --dsn postgresql://app@localhost/app --namespace orders --json
     """
-    import asyncio
-
     from pgmq_codegen import listen as listen_mod
     from pgmq_runtime.events import ListenerItem
 
@@ -331,20 +351,161 @@ def listen(
 def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the generated files (their folder is printed).")] = False,
 ) -> None:
-    """Show the whole job on a throwaway PostgreSQL: config, Flyway migration, events.
+    """Show the whole job on a throwaway PostgreSQL.
 
-    Writes a default config, generates a Flyway migration, starts a local
-    PostgreSQL (as an unprivileged user), installs PGMQ from the pgmq package,
-    applies the migration, sends a few messages with plain pgmq.send, prints
-    the events that arrive, then cleans everything up.
+    Config, Flyway migration, events: it writes a default config, generates a
+    Flyway migration, starts a local PostgreSQL (as an unprivileged user),
+    installs PGMQ from the pgmq package, applies the migration, sends a few
+    messages with plain pgmq.send, prints the events that arrive, then cleans
+    everything up.
     """
     from pgmq_codegen import demo as demo_mod
 
     guarded(lambda: demo_mod.run(out, keep=keep))
 
 
-worker.register(app, guarded, _config)
-status_command.register(app, guarded, _config)
+@app.command("worker")
+def worker_command(
+    handler: Annotated[str, typer.Argument(help="The handler, MODULE:FUNCTION (async, or plain: runs in a thread).")],
+    dsn: DsnOption,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", metavar="QUEUE", help="Queue to consume (repeatable).")
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", metavar="NAMESPACE", help="Consume every existing queue of this namespace."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, metavar="N", help="Handlers run at once.")] = 1,
+    visibility_timeout: Annotated[
+        int,
+        typer.Option(
+            "--visibility-timeout", min=1, metavar="SECONDS", help="Seconds a claim lasts (a heartbeat extends it)."
+        ),
+    ] = 30,
+    max_attempts: Annotated[
+        int, typer.Option("--max-attempts", min=1, metavar="N", help="Claims before a failing message is given up on.")
+    ] = 5,
+    dead_letter_queue: Annotated[
+        str | None,
+        typer.Option("--dead-letter-queue", metavar="QUEUE", help="Move given-up messages here (default: archive)."),
+    ] = None,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="Archive handled messages instead of deleting them.")
+    ] = False,
+    fifo: Annotated[
+        bool, typer.Option("--fifo", help="Keep x-pgmq-group FIFO order: one message per group in flight.")
+    ] = False,
+    poll_only: Annotated[bool, typer.Option("--poll-only", help="No LISTEN: poll (PgBouncer, replicas).")] = False,
+    grace_period: Annotated[
+        float,
+        typer.Option(
+            "--grace-period", min=0, metavar="SECONDS", help="Seconds running handlers get to finish on stop."
+        ),
+    ] = 30.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Serve Prometheus metrics at /metrics on this port.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", metavar="HOST", help="Address the metrics server binds.")
+    ] = "0.0.0.0",
+    config: ConfigOption = None,
+) -> None:
+    """Run a handler on every message of the queues.
+
+    Concurrently, acknowledged in batches, retried. A handler that returns
+    deletes its message (or archives it, --archive); one that raises has it
+    retried with a backoff, then archived (or moved to --dead-letter-queue)
+    after --max-attempts. SIGTERM or Ctrl-C stops cleanly: no new claims,
+    running handlers finish, exit 0.
+
+    Example: pgmq-codegen worker myapp.handlers:handle --dsn postgresql://app@db/app
+    --queue orders_queue --concurrency 16
+    """
+    from pgmq_codegen import worker
+    from pgmq_runtime.retries import RetryPolicy
+    from pgmq_runtime.stats import ConsumerStats
+
+    cfg = _config(config)
+
+    def run() -> ConsumerStats:
+        if not queue and namespace is None:
+            raise worker.WorkerCommandError("give --queue QUEUE or --namespace NAMESPACE")
+        function = worker.load_handler(handler)
+        retry = RetryPolicy(max_attempts=max_attempts, dead_letter_queue=dead_letter_queue)
+        return asyncio.run(
+            worker.serve(
+                dsn,
+                cfg,
+                function,
+                queues=list(queue or []),
+                namespace=namespace,
+                concurrency=concurrency,
+                visibility_timeout=visibility_timeout,
+                retry=retry,
+                archive=archive,
+                fifo=fifo,
+                poll_only=poll_only,
+                grace_period=grace_period,
+                on_notice=lambda text: err.print(f"[dim]{escape(text)}[/]"),
+                metrics_port=metrics_port,
+                metrics_host=metrics_host,
+            )
+        )
+
+    stats = guarded(run)
+    out.print(
+        f"stopped: {stats.handled} handled, {stats.failed} failed, {stats.retries} retried, "
+        f"{stats.dead_lettered} given up"
+    )
+
+
+@app.command("status")
+def status_command(
+    dsn: DsnOption,
+    once: Annotated[bool, typer.Option("--once", help="Show one view and exit (for scripts).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --once: one JSON object on stdout.")] = False,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", min=0.1, metavar="SECONDS", help="Seconds between samples (rates are per second)."),
+    ] = 1.0,
+    config: ConfigOption = None,
+) -> None:
+    """Live health of a database.
+
+    Queues, install, notification queue, probe round trip: every queue's depth,
+    oldest message age and messages/s in and out; whether the installed SQL
+    matches the config; how full PostgreSQL's notification queue is and the
+    sessions with a transaction open that may hold it back (a LISTENing session
+    idle in a transaction stops it); the round trip of a probe notification.
+    Ctrl-C stops.
+
+    Example: pgmq-codegen status --dsn postgresql://app@db/app --once --json
+    """
+    from pgmq_codegen import status, status_output
+
+    cfg = _config(config)
+
+    def run() -> None:
+        if as_json and not once:
+            raise typer.BadParameter("--json needs --once")
+        if once:
+            report = asyncio.run(status.sample_twice(dsn, cfg, interval))
+            if as_json:
+                out.file.write(json.dumps(report.to_dict(), default=str) + "\n")
+            else:
+                out.print(status_output.render(report))
+            return
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(status_output.watch(dsn, cfg, interval, out))
+
+    guarded(run)
 
 
 # Click's exception classes, from whichever click this Typer uses (Typer 0.29 vendors its own):

@@ -95,7 +95,8 @@ def events_table(received: Sequence[Received]) -> Table:
     for item in received:
         kind, what, detail = describe(item.payload)
         # A wrappable column whose text does not wrap: Rich narrows the column, the text is cut with "…".
-        table.add_row(f"{item.at_ms:.1f}", kind, what, Text(detail, no_wrap=True, overflow="ellipsis"))
+        # Text, not markup: a queue name or event type from the database prints as it is, brackets and all.
+        table.add_row(f"{item.at_ms:.1f}", Text(kind), Text(what), Text(detail, no_wrap=True, overflow="ellipsis"))
     return table
 
 
@@ -145,7 +146,7 @@ def run(console: Console, keep: bool = False) -> None:
         ):
             version = conn.execute("SHOW server_version").fetchone()
             console.print(
-                f"[bold]3.[/] PostgreSQL {version[0] if version else '?'} running on port {pg.port} "
+                f"[bold]3.[/] PostgreSQL {escape(str(version[0])) if version else '?'} running on port {pg.port} "
                 f"({escape(_binaries(bindir))}, as an unprivileged user)"
             )
             install_pgmq(pg.dsn)

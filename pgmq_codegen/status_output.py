@@ -1,20 +1,13 @@
-"""``pgmq-codegen status --dsn DSN``: a live view of :mod:`pgmq_codegen.status` (Rich Live).
+"""Terminal output of ``pgmq-codegen status``: the view of a :class:`~pgmq_codegen.status.StatusReport`.
 
-``--once`` prints one view (two samples ``--interval`` apart, for the rates)
-and exits; with ``--json`` that view is one JSON object on stdout, for scripts
-and monitoring. :func:`register` adds the verb to the Typer app.
+The CLI calls :func:`render` for ``--once`` and :func:`watch` for the live view
+(Rich Live); :mod:`pgmq_codegen.status` takes the samples.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any
 
-import typer
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
@@ -90,47 +83,3 @@ async def watch(dsn: str, config: PgmqNotifyConfig, interval: float, console: Co
             live.update(render(current), refresh=True)
             previous = current
             await asyncio.sleep(interval)
-
-
-def register(app: typer.Typer, guarded: Callable[[Callable[[], Any]], Any], load: Callable[[Path | None], Any]) -> None:
-    """Add the ``status`` verb to ``app``; ``guarded`` turns errors into exit 2, ``load`` reads the config."""
-
-    @app.command("status")
-    def status_verb(
-        dsn: Annotated[str, typer.Option("--dsn", envvar="PGMQ_CODEGEN_DSN", help="PostgreSQL connection string.")],
-        once: Annotated[bool, typer.Option("--once", help="Show one view and exit (for scripts).")] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="With --once: one JSON object on stdout.")] = False,
-        interval: Annotated[
-            float, typer.Option("--interval", min=0.1, help="Seconds between samples (rates are per second).")
-        ] = 1.0,
-        config: Annotated[
-            Path | None, typer.Option("--config", "-c", help="Config file (TOML).", dir_okay=False)
-        ] = None,
-    ) -> None:
-        """Live health of a database: queues, install, notification queue, probe round trip.
-
-        Every queue's depth, oldest message age and messages/s in and out;
-        whether the installed SQL matches the config; how full PostgreSQL's
-        notification queue is and the sessions with a transaction open that
-        may hold it back (a LISTENing session idle in a transaction stops it);
-        the round trip of a probe notification. Ctrl-C stops.
-
-        Example: pgmq-codegen status --dsn postgresql://app@db/app --once --json
-        """
-        cfg = load(config)
-        out = Console(highlight=False, soft_wrap=True)
-
-        def run() -> None:
-            if as_json and not once:
-                raise typer.BadParameter("--json needs --once")
-            if once:
-                report = asyncio.run(status.sample_twice(dsn, cfg, interval))
-                if as_json:
-                    out.file.write(json.dumps(report.to_dict(), default=str) + "\n")
-                else:
-                    out.print(render(report))
-                return
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(watch(dsn, cfg, interval, out))
-
-        guarded(run)
