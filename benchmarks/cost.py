@@ -16,6 +16,15 @@ quartile over rounds, the least disturbed measurements, with the spread
 (interquartile range) beside it.
 A LISTEN connection per variant drains its channel meanwhile and counts the ids
 announced, as in the producer phase.
+
+Every sending backend is pinned to one and the same CPU (the last this process
+may use) for the phase. Unpinned, each variant's backend tends to stay on the
+CPU it started on, and on a shared 2-core machine one CPU can be much busier
+than the other for minutes, and a variant then measures tens of µs more or less
+than it costs (in a scratch run, thirteen connections calling small plpgsql
+functions that differ by 1-3 µs measured up to 30 µs apart; pinned, they came
+out 1-3 µs apart). Pinned, the variants share that CPU's state and the
+interleaving cancels the rest.
 """
 
 from __future__ import annotations
@@ -118,6 +127,17 @@ def available() -> bool:
     return Path(f"/proc/{os.getpid()}/schedstat").exists()
 
 
+def pin_to_one_cpu(pids: list[int]) -> int | None:
+    """Pin the backends ``pids`` to the last CPU this process may use; that CPU, or None when not allowed."""
+    try:
+        cpu = max(os.sched_getaffinity(0))
+        for pid in pids:
+            os.sched_setaffinity(pid, {cpu})
+    except (AttributeError, OSError):
+        return None
+    return cpu
+
+
 def run_count(sizes: Sizes, variants: tuple[Variant, ...] = server.COST_VARIANTS) -> int:
     """How many cells :func:`run` measures (for the progress bar)."""
     return sizes.cost_rounds * len(CASES) * len(variants)
@@ -146,6 +166,12 @@ def run(
     cells: list[CostCell] = []
     try:
         pids = {name: int(c.execute("SELECT pg_backend_pid()").fetchone()[0]) for name, c in conns.items()}  # type: ignore[index]
+        pinned = pin_to_one_cpu(list(pids.values()))
+        progress.note(
+            f"cost: sending backends pinned to CPU {pinned}"
+            if pinned is not None
+            else "cost: sending backends could not be pinned to one CPU (figures may differ by backend placement)"
+        )
         for counter in counters.values():
             counter.start()
         for round_no in range(sizes.cost_rounds):

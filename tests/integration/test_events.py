@@ -161,6 +161,24 @@ def test_a_batch_of_5000_announces_every_id_exactly_once(dsn, subscribe, mode):
         assert len(announced) == len(set(announced))
 
 
+def test_one_statement_with_several_vts_gives_one_batch_event_per_vt(dsn, subscribe):
+    """The trigger's common batch (one vt) skips grouping; any other statement still gets an event per vt."""
+    config = PgmqNotifyConfig(mode="trigger")
+    conn, sub, _ = setup(dsn, subscribe, config)
+    rows = conn.execute(
+        "INSERT INTO pgmq.q_orders_queue (vt, message) SELECT now() + make_interval(secs => i % 2 * 60), "
+        "jsonb_build_object('i', i) FROM generate_series(1, 6) AS i RETURNING msg_id, vt"
+    ).fetchall()
+    events = [r.event for r in sub.drain() if r.channel.endswith("orders")]
+    assert [e["event_type"] for e in events] == ["batch_ready", "batch_ready"]
+    by_delay = {e["delay_seconds"] > 30: sorted(e["msg_ids"]) for e in events}
+    now = min(vt for _, vt in rows)
+    assert by_delay == {
+        False: sorted(i for i, vt in rows if vt == now),
+        True: sorted(i for i, vt in rows if vt != now),
+    }
+
+
 def test_a_batch_of_one_is_a_single_message_event(dsn, subscribe, mode):
     config = PgmqNotifyConfig(mode=mode)
     _, sub, producer = setup(dsn, subscribe, config)

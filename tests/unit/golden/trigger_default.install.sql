@@ -256,6 +256,7 @@ DECLARE
     v_payload pg_catalog.text;
     v_budget integer;
     v_chunk record;
+    v_all record;
     r record;
 BEGIN
     -- The notification queue is filling up (a listener stuck): send nothing rather
@@ -299,20 +300,23 @@ BEGIN
         PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
         PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     ELSIF v_count OPERATOR(pg_catalog.>) 1 THEN
-        FOR r IN
-            SELECT vt, pg_catalog.min(enqueued_at) AS enqueued_at, pg_catalog.array_agg(msg_id ORDER BY msg_id) AS ids
-            FROM new_rows GROUP BY vt ORDER BY vt
-        LOOP
-            v_ready_at := pg_catalog.to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            v_enqueued_at := pg_catalog.to_char(r.enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            v_delay := least(greatest(pg_catalog.round(extract(epoch FROM r.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+        -- One aggregate, no sort by vt, for the common batch: every row has the same
+        -- vt (pgmq.send_batch gives them one). Other statements: one event per vt.
+        SELECT pg_catalog.min(vt) AS vt, pg_catalog.max(vt) AS last_vt, pg_catalog.min(enqueued_at) AS enqueued_at,
+               pg_catalog.array_agg(msg_id ORDER BY msg_id) AS ids
+        INTO v_all
+        FROM new_rows;
+        IF v_all.vt OPERATOR(pg_catalog.=) v_all.last_vt THEN
+            v_ready_at := pg_catalog.to_char(v_all.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_enqueued_at := pg_catalog.to_char(v_all.enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            v_delay := least(greatest(pg_catalog.round(extract(epoch FROM v_all.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
             -- The common case: every id fits one event.
             v_payload := pg_catalog.json_build_object(
                 'event_type', 'batch_ready',
-                'msg_ids', pg_catalog.to_json(r.ids),
+                'msg_ids', pg_catalog.to_json(v_all.ids),
                 'queue_name', TG_ARGV[0],
                 'namespace', TG_ARGV[1],
-                'message_count', pg_catalog.cardinality(r.ids),
+                'message_count', pg_catalog.cardinality(v_all.ids),
                 'ready_at', v_ready_at,
                 'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay,
@@ -325,12 +329,12 @@ BEGIN
                 -- Too many ids for one event: split them. Bytes left for ids per event are
                 -- the limit, less the event without ids, less room for message_count's
                 -- digits (10) and for the one id a chunk may overshoot by (21).
-                v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(r.ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
+                v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(v_all.ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
                 FOR v_chunk IN
                     SELECT pg_catalog.array_agg(id ORDER BY ord) AS ids, pg_catalog.count(*) AS n
                     FROM (
                         SELECT id, ord, pg_catalog.sum(pg_catalog.octet_length(id::pg_catalog.text) OPERATOR(pg_catalog.+) 1) OVER (ORDER BY ord) AS cum
-                        FROM pg_catalog.unnest(r.ids) WITH ORDINALITY AS u(id, ord)
+                        FROM pg_catalog.unnest(v_all.ids) WITH ORDINALITY AS u(id, ord)
                     ) AS numbered
                     GROUP BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
                     ORDER BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
@@ -350,7 +354,60 @@ BEGIN
                     PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
                 END LOOP;
             END IF;
-        END LOOP;
+        ELSE
+            FOR r IN
+                SELECT vt, pg_catalog.min(enqueued_at) AS enqueued_at, pg_catalog.array_agg(msg_id ORDER BY msg_id) AS ids
+                FROM new_rows GROUP BY vt ORDER BY vt
+            LOOP
+                v_ready_at := pg_catalog.to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+                v_enqueued_at := pg_catalog.to_char(r.enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+                v_delay := least(greatest(pg_catalog.round(extract(epoch FROM r.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+                -- The common case: every id fits one event.
+                v_payload := pg_catalog.json_build_object(
+                    'event_type', 'batch_ready',
+                    'msg_ids', pg_catalog.to_json(r.ids),
+                    'queue_name', TG_ARGV[0],
+                    'namespace', TG_ARGV[1],
+                    'message_count', pg_catalog.cardinality(r.ids),
+                    'ready_at', v_ready_at,
+                    'enqueued_at', v_enqueued_at,
+                    'delay_seconds', v_delay,
+                    'metadata', pg_catalog.json_build_object('source', 'trigger')
+                )::pg_catalog.text;
+                IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
+                    PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+                    PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+                ELSE
+                    -- Too many ids for one event: split them. Bytes left for ids per event are
+                    -- the limit, less the event without ids, less room for message_count's
+                    -- digits (10) and for the one id a chunk may overshoot by (21).
+                    v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(r.ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
+                    FOR v_chunk IN
+                        SELECT pg_catalog.array_agg(id ORDER BY ord) AS ids, pg_catalog.count(*) AS n
+                        FROM (
+                            SELECT id, ord, pg_catalog.sum(pg_catalog.octet_length(id::pg_catalog.text) OPERATOR(pg_catalog.+) 1) OVER (ORDER BY ord) AS cum
+                            FROM pg_catalog.unnest(r.ids) WITH ORDINALITY AS u(id, ord)
+                        ) AS numbered
+                        GROUP BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
+                        ORDER BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
+                    LOOP
+                        v_payload := pg_catalog.json_build_object(
+                            'event_type', 'batch_ready',
+                            'msg_ids', pg_catalog.to_json(v_chunk.ids),
+                            'queue_name', TG_ARGV[0],
+                            'namespace', TG_ARGV[1],
+                            'message_count', v_chunk.n,
+                            'ready_at', v_ready_at,
+                            'enqueued_at', v_enqueued_at,
+                            'delay_seconds', v_delay,
+                            'metadata', pg_catalog.json_build_object('source', 'trigger')
+                        )::pg_catalog.text;
+                        PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+                        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+                    END LOOP;
+                END IF;
+            END LOOP;
+        END IF;
     END IF;
     RETURN NULL;
 END
