@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -59,7 +60,10 @@ def test_a_cli_worker_serves_metrics_that_move_and_logs_its_retries_as_json(jobs
     command += ["--dsn", dsn, "--queue", "jobs_queue", "--metrics-port", str(port), "--metrics-host", "127.0.0.1"]
     command += ["--log-level", "info", "--log-format", "json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(worker.stderr.readline, "")))  # type: ignore[union-attr]
+    reader.start()
     try:
 
         def scrape() -> dict[str, float] | None:
@@ -69,6 +73,9 @@ def test_a_cli_worker_serves_metrics_that_move_and_logs_its_retries_as_json(jobs
                 return None
 
         asyncio.run(until(lambda: scrape() is not None, "the metrics server to answer"))
+        # Send only once the worker LISTENs ("worker started" follows the LISTEN), or every
+        # message may be claimed by the start-up catch-up read and no event counted.
+        asyncio.run(until(lambda: any("worker started" in line for line in lines), "the worker to start"))
         before = scrape()
         assert before is not None
         asyncio.run(
@@ -82,10 +89,12 @@ def test_a_cli_worker_serves_metrics_that_move_and_logs_its_retries_as_json(jobs
         )
         after = scrape()
         worker.send_signal(signal.SIGTERM)
-        _out, err = worker.communicate(timeout=WAIT_SECONDS)
+        worker.wait(timeout=WAIT_SECONDS)
     finally:
         if worker.poll() is None:
             worker.kill()
+        reader.join(timeout=WAIT_SECONDS)
+    err = "".join(lines)
     assert worker.returncode == 0, err
     assert after is not None
     assert before['pgmq_runtime_acknowledged_total{action="delete"}'] == 0
