@@ -7,9 +7,14 @@ one cancels running handlers) and returns the consumer's final stats.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +26,8 @@ from pgmq_runtime.metrics import RuntimeMetrics
 from pgmq_runtime.retries import RetryPolicy
 from pgmq_runtime.stats import ConsumerStats
 from pgmq_runtime.worker import Handler
+
+log = logging.getLogger(__name__)
 
 
 class WorkerCommandError(PgmqNotifyError):
@@ -71,34 +78,80 @@ async def serve(
 
     With ``metrics_port``, Prometheus metrics are served at ``/metrics`` while it runs.
     """
-    names = list(queues)
-    if namespace is not None:
-        names += await queues_in_namespace(dsn, config, namespace)
-    if not names:
-        where = f"namespace {namespace!r}" if namespace is not None else "the command line"
-        raise WorkerCommandError(f"no queue to consume: none in {where} (give --queue or --namespace)")
-    runtime_metrics = RuntimeMetrics() if metrics_port is not None else None
-    consumer = PgmqConsumer(
-        dsn,
-        names,
-        config,
-        visibility_timeout=visibility_timeout,
-        fifo=fifo,
-        poll_only=poll_only,
-        metrics=runtime_metrics,
-    )
-    server = None
-    if runtime_metrics is not None and metrics_port is not None:
-        server = metrics_export.serve_prometheus(runtime_metrics, metrics_port, metrics_host)
-        on_notice(f"metrics on {server.url}")
-    try:
-        async with consumer:
-            await worker.check_queues(consumer, retry)
-            queues_line = ", ".join(sorted(set(names)))
-            on_notice(f"worker on {queues_line}, concurrency {concurrency}; SIGTERM or Ctrl-C stops")
-            return await consumer.run(
-                handler, concurrency=concurrency, retry=retry, archive=archive, grace_period=grace_period
-            )
-    finally:
-        if server is not None:
-            server.close()
+    with _EarlySignals() as early:
+        names = list(queues)
+        if namespace is not None:
+            names += await queues_in_namespace(dsn, config, namespace)
+        if not names:
+            where = f"namespace {namespace!r}" if namespace is not None else "the command line"
+            raise WorkerCommandError(f"no queue to consume: none in {where} (give --queue or --namespace)")
+        runtime_metrics = RuntimeMetrics() if metrics_port is not None else None
+        consumer = PgmqConsumer(
+            dsn,
+            names,
+            config,
+            visibility_timeout=visibility_timeout,
+            fifo=fifo,
+            poll_only=poll_only,
+            metrics=runtime_metrics,
+        )
+        early.forward_to(consumer)
+        server = None
+        if runtime_metrics is not None and metrics_port is not None:
+            server = metrics_export.serve_prometheus(runtime_metrics, metrics_port, metrics_host)
+            on_notice(f"metrics on {server.url}")
+        try:
+            async with consumer:
+                await worker.check_queues(consumer, retry)
+                queues_line = ", ".join(sorted(set(names)))
+                on_notice(f"worker on {queues_line}, concurrency {concurrency}; SIGTERM or Ctrl-C stops")
+                return await consumer.run(
+                    handler, concurrency=concurrency, retry=retry, archive=archive, grace_period=grace_period
+                )
+        finally:
+            if server is not None:
+                server.close()
+
+
+class _EarlySignals:
+    """SIGTERM/SIGINT while the worker starts (before ``consumer.run`` takes the signals): a clean stop.
+
+    Without it a container stopped during start-up would die of the signal
+    (exit 143) instead of stopping like it does once running. Once ``run``
+    installs its own handlers they take over; on exit the process's previous
+    handlers come back.
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.consumer: PgmqConsumer | None = None
+        self.requested = False
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> _EarlySignals:
+        if threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for sig in self._SIGNALS:
+                self._previous[sig] = signal.getsignal(sig)
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        return self
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s while starting: stopping", sig.name)
+        self.requested = True
+        if self.consumer is not None:
+            self.consumer.stop()
+
+    def forward_to(self, consumer: PgmqConsumer) -> None:
+        """Stop ``consumer`` on a signal from now on (at once, if one came already)."""
+        self.consumer = consumer
+        if self.requested:
+            consumer.stop()
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig, previous in self._previous.items():
+            loop.remove_signal_handler(sig)
+            with contextlib.suppress(TypeError, ValueError):
+                signal.signal(sig, previous)

@@ -277,6 +277,32 @@ def test_sigterm_stops_the_cli_worker_cleanly_without_losing_or_hiding_messages(
     assert invisible == 0
 
 
+def test_sigterm_while_the_cli_worker_starts_is_a_clean_stop(jobs):
+    """docker stop right after start: the signal comes before the run loop takes the signals."""
+    dsn, _config = jobs
+    asyncio.run(send_many(dsn, 5))
+    command = [sys.executable, "-m", "pgmq_codegen.cli", "worker", "tests.integration.worker_handlers:record_slowly"]
+    command += ["--dsn", dsn, "--queue", "jobs_queue", "--metrics-port", "0", "--metrics-host", "127.0.0.1"]
+    env = {**os.environ, "WORKER_LOG": os.devnull, "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert worker.stderr is not None
+        seen = []
+        for line in worker.stderr:  # "metrics on ..." comes before the consumer connects
+            seen.append(line)
+            if "metrics on" in line:
+                worker.send_signal(signal.SIGTERM)
+                break
+        out, err = worker.communicate(timeout=WAIT_SECONDS)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, "".join(seen) + err
+    assert "stopped" in out + err
+    # Nothing was claimed and kept: every message is still there, visible.
+    assert asyncio.run(scalar(dsn, "SELECT count(*) FROM pgmq.q_jobs_queue WHERE vt <= clock_timestamp()")) == 5
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "pgmq_codegen.cli", "worker", *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
