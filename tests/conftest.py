@@ -82,6 +82,19 @@ def pg_server(pg_major: int | None) -> Iterator[LocalPostgres]:
 
 
 @pytest.fixture(scope="session")
+def pg_partman(pg_server: LocalPostgres) -> None:
+    """pg_partman can be created in the session's server; else the test skips, saying why.
+
+    Its packaged extension files are copied in when the server has none of its
+    own (see :func:`tests.servers.install_partman_extension_files`).
+    """
+    assert pg_server.bindir is not None
+    reason = servers.install_partman_extension_files(pg_server.bindir)
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
 def server_major(pg_server: LocalPostgres) -> int:
     """Major version of the session's server."""
     assert pg_server.bindir is not None
