@@ -10,7 +10,9 @@ Server versions: ``--pg 15,18`` or ``PGMQ_CODEGEN_TEST_PG=15,18`` runs every
 test that uses the server once per version (ids end in ``[pg15]``/``[pg18]``);
 without either, the server on this machine. PGMQ is also installed as a real
 extension (``pgmq.control`` in the server's extension folder): ``ext_dsn`` is
-a fresh database where PGMQ came from ``CREATE EXTENSION pgmq``.
+a fresh database where PGMQ came from ``CREATE EXTENSION pgmq``. A module or
+test marked ``both_installs`` runs each test that uses ``dsn`` on both installs
+(ids ``[pg15-sql-...]``, ``[pg15-extension-...]``); unmarked tests get loose SQL.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pgmq_codegen.vendored_pgmq import install_pgmq
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests import servers
 
+#: How PGMQ gets into a test's database: its SQL run as a script, or ``CREATE EXTENSION pgmq``.
+INSTALL_KINDS = ("sql", "extension")
 TEMPLATE_DB = "pgmq_template"
 EXTENSION_TEMPLATE_DB = "pgmq_ext_template"
 _db_counter = itertools.count()
@@ -44,12 +48,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_installs: run each test that uses dsn with PGMQ from loose SQL and as an extension"
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "pg_major" in metafunc.fixturenames:
         versions: list[int | None] = list(servers.requested_versions(metafunc.config.getoption("--pg")))
         metafunc.parametrize(
             "pg_major", versions or [None], ids=[f"pg{v}" if v else "pg" for v in versions or [None]], scope="session"
         )
+    if "pgmq_install" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_installs"):
+        metafunc.parametrize("pgmq_install", INSTALL_KINDS, ids=list(INSTALL_KINDS))
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +82,19 @@ def pg_server(pg_major: int | None) -> Iterator[LocalPostgres]:
 
 
 @pytest.fixture(scope="session")
+def pg_partman(pg_server: LocalPostgres) -> None:
+    """pg_partman can be created in the session's server; else the test skips, saying why.
+
+    Its packaged extension files are copied in when the server has none of its
+    own (see :func:`tests.servers.install_partman_extension_files`).
+    """
+    assert pg_server.bindir is not None
+    reason = servers.install_partman_extension_files(pg_server.bindir)
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
 def server_major(pg_server: LocalPostgres) -> int:
     """Major version of the session's server."""
     assert pg_server.bindir is not None
@@ -86,11 +111,25 @@ def pgmq_template(pg_server: LocalPostgres) -> str:
 
 
 @pytest.fixture
-def dsn(pg_server: LocalPostgres, pgmq_template: str) -> Iterator[str]:
-    """DSN of a fresh database of this test's own, with PGMQ installed."""
-    name = f"t_{os.getpid()}_{next(_db_counter)}"
+def pgmq_install() -> str:
+    """How ``dsn`` got PGMQ: ``"sql"``, or each of :data:`INSTALL_KINDS` in a test marked ``both_installs``."""
+    return "sql"
+
+
+@pytest.fixture
+def dsn(request: pytest.FixtureRequest, pg_server: LocalPostgres, pgmq_install: str) -> Iterator[str]:
+    """DSN of a fresh database of this test's own, with PGMQ installed (see ``pgmq_install``)."""
+    if pgmq_install == "extension":
+        yield from _fresh_copy(pg_server, "x", request.getfixturevalue("pgmq_extension_template"))
+    else:
+        yield from _fresh_copy(pg_server, "t", request.getfixturevalue("pgmq_template"))
+
+
+def _fresh_copy(pg_server: LocalPostgres, prefix: str, template: str) -> Iterator[str]:
+    """A new database copied from ``template``, dropped afterwards."""
+    name = f"{prefix}_{os.getpid()}_{next(_db_counter)}"
     janitor = DatabaseJanitor(
-        user="postgres", host="127.0.0.1", port=pg_server.port, dbname=name, template_dbname=pgmq_template
+        user="postgres", host="127.0.0.1", port=pg_server.port, dbname=name, template_dbname=template
     )
     janitor.init()
     try:
@@ -112,18 +151,10 @@ def pgmq_extension_template(pg_server: LocalPostgres) -> str:
 @pytest.fixture
 def ext_dsn(pg_server: LocalPostgres, pgmq_extension_template: str) -> Iterator[str]:
     """DSN of a fresh database of this test's own, with PGMQ installed as an extension."""
-    name = f"x_{os.getpid()}_{next(_db_counter)}"
-    janitor = DatabaseJanitor(
-        user="postgres", host="127.0.0.1", port=pg_server.port, dbname=name, template_dbname=pgmq_extension_template
-    )
-    janitor.init()
-    try:
-        yield pg_server.dsn_for(name)
-    finally:
-        janitor.drop()
+    yield from _fresh_copy(pg_server, "x", pgmq_extension_template)
 
 
-@pytest.fixture(params=["sql", "extension"])
+@pytest.fixture(params=INSTALL_KINDS)
 def any_dsn(request: pytest.FixtureRequest, pg_server: LocalPostgres) -> str:
     """A fresh database with PGMQ from loose SQL, then (second run) as an extension."""
     del pg_server  # named so that the server version parametrises this fixture too

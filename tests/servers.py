@@ -8,11 +8,18 @@ extension folder), so no system package is needed for it.
 PGMQ as a real extension: a control file plus the SQL the ``pgmq`` package
 ships, written into the server's ``pg_config --sharedir``/extension folder, so
 ``CREATE EXTENSION pgmq`` works as it does on a production server.
+
+pg_partman likewise, for servers without a package of their own (the wheel's
+18; Debian bookworm has ``postgresql-15-partman`` only): its extension is SQL
+and PL/pgSQL, so the packaged control and scripts of another server version
+are copied in unchanged. Never a compiled library: a package whose extension
+needs one (``module_pathname``, ``$libdir``, ``LANGUAGE c``) is refused, with the reason.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,6 +28,9 @@ from pgmq_codegen.vendored_pgmq import embedded_pgmq_sql
 
 ENV_VERSIONS = "PGMQ_CODEGEN_TEST_PG"
 EMBEDDED_MAJOR = 18
+
+#: Where Debian's ``postgresql-NN-*`` packages put extension files (NN/extension).
+PACKAGED_SHAREDIR = Path("/usr/share/postgresql")
 
 #: A version that exists only so that a test can run a real ``ALTER EXTENSION pgmq UPDATE``.
 UPGRADE_TEST_VERSION = "9999.0.0"
@@ -125,3 +135,44 @@ def _write(path: Path, text: str) -> None:
     tmp.write_text(text)
     tmp.chmod(0o644)
     os.replace(tmp, path)
+
+
+def install_partman_extension_files(bindir: Path) -> str | None:
+    """Make ``CREATE EXTENSION pg_partman`` possible on the server of ``bindir``; None, or why it is not.
+
+    A server with pg_partman files of its own keeps them. Otherwise the control
+    file and SQL scripts of the newest packaged pg_partman under
+    :data:`PACKAGED_SHAREDIR` are copied into its extension folder, provided
+    that the extension loads no compiled library: Debian's package ships one
+    (``pg_partman_bgw.so``, the optional background worker, loaded only through
+    ``shared_preload_libraries``), which is built per server version and is not
+    copied; the extension itself does not use it.
+    """
+    folder = extension_folder(bindir)
+    if (folder / "pg_partman.control").exists():
+        return None
+    major = server_major(bindir)
+    packaged = sorted(
+        (p.parent for p in PACKAGED_SHAREDIR.glob("*/extension/pg_partman.control")),
+        key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
+    )
+    if not packaged:
+        installed = sorted((p.name for p in PACKAGED_SHAREDIR.glob("*") if p.name.isdigit()), key=int)
+        package = f"postgresql-{installed[-1]}-partman" if installed else "postgresql-NN-partman"
+        return (
+            f"pg_partman is not installed for PostgreSQL {major}, and no packaged pg_partman to copy from"
+            f" ({PACKAGED_SHAREDIR}/*/extension): apt-get install {package}; the test set-up copies"
+            " its extension files (SQL only) into the folders of servers that have none"
+        )
+    source = packaged[-1]
+    files = [source / "pg_partman.control", *sorted(source.glob("pg_partman--*.sql"))]
+    needs_library = re.compile(r"module_pathname|\$libdir|LANGUAGE\s+c\b", re.IGNORECASE)
+    for path in files:
+        if needs_library.search(path.read_text()):
+            return (
+                f"pg_partman in {source} loads a compiled library ({path.name}), built for PostgreSQL"
+                f" {source.parent.name} only; none exists for PostgreSQL {major}"
+            )
+    for path in files:
+        _write(folder / path.name, path.read_text())
+    return None

@@ -1,7 +1,8 @@
 """The generated SQL emits DESIGN.md's events, checked on a real server in every mode.
 
 One suite, parametrised over mode: in trigger mode messages are sent with
-PGMQ's own functions, in wrapper and both modes through send_with_notify.
+PGMQ's own functions, in wrapper and both modes through send_with_notify. And
+over PGMQ's install: from loose SQL and as a real extension (``both_installs``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests.conftest import install
 from tests.integration.producers import plain_producer, producer_for
+
+pytestmark = pytest.mark.both_installs
 
 MODES = ["trigger", "wrapper", "both"]
 

@@ -1,4 +1,7 @@
-"""What the install leaves in the database, the helpers, rollback and safety."""
+"""What the install leaves in the database, the helpers, rollback and safety.
+
+Every test runs with PGMQ from loose SQL and as a real extension (``both_installs``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from pgmq_runtime import object_names
 from pgmq_runtime.config import PgmqNotifyConfig
 from tests import qualified
 from tests.conftest import apply_statements, install
+
+pytestmark = pytest.mark.both_installs
 
 
 def _conn(dsn: str) -> psycopg.Connection[tuple[object, ...]]:

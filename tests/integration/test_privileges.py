@@ -4,10 +4,16 @@ The grants below are the README's, word for word (a unit test keeps them
 there). Every role is a non-superuser LOGIN role made by the test; the
 database hardens default privileges the way careful deployments do
 (``ALTER DEFAULT PRIVILEGES ... REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC``)
-before our migration runs.
+before our migration runs. The app that creates a queue also sends to it; the
+consumer role runs the real ``PgmqConsumer``: claims by catch-up and by event,
+delete, archive, extend (our helper) and hand-back (``pgmq.set_vt``).
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -15,7 +21,9 @@ import pytest
 from pgmq_codegen import diff, render
 from pgmq_codegen.vendored_pgmq import embedded_pgmq_sql
 from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.consumer import ClaimedMessage, PgmqConsumer
 from tests.conftest import apply_statements
+from tests.integration.test_runtime_consumer import WAIT_SECONDS
 
 MIGRATOR = ("GRANT CREATE ON DATABASE {database} TO {role}",)
 QUEUE_CREATOR = (
@@ -28,6 +36,12 @@ SENDER = (
 )
 WRAPPER_SENDER = (
     *SENDER,
+    "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgmq_notify TO {role}",
+)
+CONSUMER = (
+    "GRANT USAGE ON SCHEMA pgmq TO {role}",
+    "GRANT SELECT, UPDATE, DELETE ON pgmq.q_orders_queue TO {role}",
+    "GRANT SELECT, INSERT ON pgmq.a_orders_queue TO {role}",
     "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgmq_notify TO {role}",
 )
 DIFF_READER = (
@@ -49,6 +63,12 @@ def _as(dsn: str, *statements: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement.encode())
+
+
+def _scalar(dsn: str, query: str) -> object:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(query.encode()).fetchone()
+        return row[0] if row else None
 
 
 def _role(dsn: str) -> str:
@@ -78,16 +98,25 @@ def test_each_role_works_with_exactly_the_readme_grants(bare_dsn, roles, subscri
     sub = subscribe(bare_dsn, [config.queue_created_channel(), config.global_message_ready_channel()])
 
     _as(creator, "SELECT pgmq.create('orders_queue')")
-    sender = r.create("sender", *(WRAPPER_SENDER if config.mode == "wrapper" else SENDER))
     send = (
         """SELECT pgmq_notify.send_with_notify('orders_queue', '{"a": 1}')"""
         if config.mode == "wrapper"
         else """SELECT pgmq.send('orders_queue', '{"a": 1}')"""
     )
-    _as(sender, send)
-    kinds = [(x.event["event_type"], x.event["queue_name"]) for x in sub.drain()]
-    assert kinds[0] == ("queue_created", "orders_queue")
-    assert [k for k in kinds[1:] if k[1] == "orders_queue"], kinds
+    # The app that created the queue sends to it too; in wrapper mode through the wrapper, with its grant.
+    if config.mode == "wrapper":
+        for grant in WRAPPER_SENDER[len(SENDER) :]:
+            r.run(grant, role=_role(creator))
+    sent = [_scalar(creator, send)]
+    sender = r.create("sender", *(WRAPPER_SENDER if config.mode == "wrapper" else SENDER))
+    sent.append(_scalar(sender, send))
+    events = [x.event for x in sub.drain()]
+    assert (events[0]["event_type"], events[0]["queue_name"]) == ("queue_created", "orders_queue")
+    announced = [e["msg_id"] for e in events[1:] if e["queue_name"] == "orders_queue"]
+    if config.coalesce_ms:
+        assert announced[:1] == sent[:1]  # later sends in the window are coalesced (consumers re-read)
+    else:
+        assert announced == sent
 
     reader = r.create("reader", *DIFF_READER)
     report = diff.compare(reader, config)
@@ -97,6 +126,50 @@ def test_each_role_works_with_exactly_the_readme_grants(bare_dsn, roles, subscri
     apply_statements(migrator, render.install_statements(config))
     _as(creator, "SELECT pgmq.drop_queue('orders_queue')")
     assert diff.compare(reader, config).in_sync
+
+
+async def _next(consumer: PgmqConsumer) -> ClaimedMessage:
+    return await asyncio.wait_for(anext(consumer), WAIT_SECONDS)
+
+
+@pytest.mark.parametrize("how", ["sql", "extension"])
+async def test_a_consumer_with_exactly_the_readme_grants_claims_and_acknowledges(bare_dsn, roles, caplog, how):
+    config = PgmqNotifyConfig()
+    r, migrator = _migrator_with_pgmq(bare_dsn, roles, how)
+    apply_statements(migrator, render.install_statements(config))
+    creator = r.create("creator", *QUEUE_CREATOR)
+    _as(creator, "SELECT pgmq.create('orders_queue')")
+    sender = r.create("sender", *SENDER)
+    consumer_dsn = r.create("consumer", *CONSUMER)
+
+    def send(n: int) -> int:
+        return int(str(_scalar(sender, f"""SELECT pgmq.send('orders_queue', '{{"n": {n}}}')""")))
+
+    before = [send(n) for n in range(2)]
+    caplog.set_level(logging.WARNING, logger="pgmq_runtime")
+    # A slow timer far away: after the start-up catch-up, only events lead to claims.
+    async with PgmqConsumer(
+        consumer_dsn, "orders_queue", config, visibility_timeout=300, poll_interval=600
+    ) as consumer:
+        caught_up = [await _next(consumer) for _ in before]
+        after = [await asyncio.to_thread(send, n) for n in range(2, 5)]
+        by_event = [await _next(consumer) for _ in after]
+        assert [m.msg_id for m in caught_up] == before and [m.msg_id for m in by_event] == after
+        assert (consumer.stats.claimed_by_catch_up, consumer.stats.claimed_from_events) == (2, 3)
+        assert await caught_up[0].delete() is True
+        assert await caught_up[1].archive() is True
+        new_vt = await by_event[0].extend(900)
+        assert new_vt is not None and new_vt >= by_event[0].vt + timedelta(seconds=500)
+        assert await consumer.release([by_event[1]]) == 1  # pgmq.set_vt(..., 0): visible again at once
+    logged = [(x.levelname, x.getMessage()) for x in caplog.records if x.name.startswith("pgmq_runtime")]
+    assert logged == []
+    with psycopg.connect(bare_dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT msg_id, vt <= clock_timestamp() FROM pgmq.q_orders_queue ORDER BY msg_id")
+        left = rows.fetchall()
+        archived = conn.execute("SELECT msg_id FROM pgmq.a_orders_queue").fetchall()
+    # The extended one is held, the released one visible, the third still claimed (300 s).
+    assert left == [(after[0], False), (after[1], True), (after[2], False)]
+    assert archived == [(before[1],)]
 
 
 def test_without_the_public_execute_grant_diff_reports_it_and_the_repair_restores_it(bare_dsn, roles):

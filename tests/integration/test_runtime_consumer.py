@@ -1,4 +1,8 @@
-"""PgmqConsumer against a real server: claims, delays, poll-only, bursts, killed listeners."""
+"""PgmqConsumer against a real server: claims, delays, poll-only, bursts, killed listeners.
+
+The delivery path (claim by event and by catch-up, acknowledgements, exactly
+once under killed listeners) also runs with PGMQ as an extension (``both_installs``).
+"""
 
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ async def jobs(dsn: str) -> tuple[str, PgmqNotifyConfig]:
     return dsn, config
 
 
+@pytest.mark.both_installs
 async def test_messages_are_claimed_and_acted_on(jobs):
     dsn, config = jobs
     async with PgmqConsumer(dsn, "jobs_queue", config, visibility_timeout=30) as consumer:
@@ -69,6 +74,7 @@ async def test_messages_are_claimed_and_acted_on(jobs):
     assert await scalar(dsn, "SELECT msg_id FROM pgmq.a_jobs_queue") == got[1].msg_id
 
 
+@pytest.mark.both_installs
 async def test_messages_sent_before_start_are_caught_up(jobs):
     dsn, config = jobs
     await scalar(dsn, "SELECT count(*) FROM pgmq.send_batch('jobs_queue', array_fill('{}'::jsonb, ARRAY[250]))")
@@ -168,6 +174,7 @@ def produce(client: pgmq.PGMQueue, patterns: int) -> list[int]:
     return ids
 
 
+@pytest.mark.both_installs
 async def test_two_consumers_get_every_message_once_while_listeners_are_killed(jobs):
     dsn, config = jobs
     clients = [

@@ -1,4 +1,7 @@
-"""PgmqConsumer.run against a real server: concurrency, batched acks, retries, heartbeat, stop, FIFO."""
+"""PgmqConsumer.run against a real server: concurrency, batched acks, retries, heartbeat, stop, FIFO.
+
+The exactly-once backlog test also runs with PGMQ as an extension (``both_installs``).
+"""
 
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ async def run_until_stopped(*runs: asyncio.Future[object]) -> None:
     await asyncio.wait_for(asyncio.gather(*runs), WAIT_SECONDS)
 
 
+@pytest.mark.both_installs
 async def test_a_backlog_is_handled_exactly_once_by_two_concurrent_workers(jobs):
     dsn, config = jobs
     await send_many(dsn, 10_000)

@@ -16,6 +16,7 @@ def test_every_proven_grant_is_in_the_readme_section():
         (proven.QUEUE_CREATOR, "app"),
         (proven.SENDER, "sender"),
         (proven.WRAPPER_SENDER[len(proven.SENDER) :], "sender"),
+        (proven.CONSUMER, "consumer"),
         (proven.DIFF_READER, "reader"),
     ]
     for grants, role in roles:
