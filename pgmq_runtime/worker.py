@@ -187,8 +187,8 @@ class _Worker:
                 return
             self.counters.handler_done(time.monotonic() - started, ok=True)
             if not hold.settled:
-                ack = self.consumer.acks.submit(message.queue_name, message.msg_id, archive=self.archive)
-                ack.add_done_callback(_report_ack)
+                # A failed batch is logged by the batcher; the message comes back after its timeout.
+                self.consumer.acks.enqueue(message.queue_name, message.msg_id, archive=self.archive)
         finally:
             self.consumer.in_flight.pop(key, None)
 
@@ -328,11 +328,3 @@ class _Worker:
                     signal.signal(sig, handler)
 
         return restore
-
-
-def _report_ack(future: asyncio.Future[bool]) -> None:
-    if future.cancelled():
-        return
-    if (exc := future.exception()) is not None:
-        # Not acknowledged: the message comes back when its visibility timeout ends.
-        log.warning("acknowledgement failed: %s", describe_error(exc))
