@@ -1,9 +1,12 @@
 """Acknowledgements in batches: many deletes and archives, one transaction.
 
 A handler that returns acknowledges its message; so does ``ClaimedMessage.delete()``
-or ``archive()`` called by hand. Each acknowledgement is queued here and its
-caller waits on a future that resolves only once the transaction carrying it
-has committed. One flusher task commits whatever is queued, one
+or ``archive()`` called by hand. Each acknowledgement is queued here. A caller
+of ``delete()``/``archive()`` waits on a future that resolves only once the
+transaction carrying it has committed; the worker's own acknowledgements
+(:meth:`AckBatcher.enqueue`) carry no future: nobody waits on them one by one,
+their commit is counted, :meth:`AckBatcher.flush` waits for it and a failed
+batch is logged here. One flusher task commits whatever is queued, one
 ``pgmq.delete(queue, ids[])`` (or ``pgmq.archive``) per queue and kind, as soon
 as the previous commit returns: under load the batches grow by themselves
 (group commit), at low rates each acknowledgement goes out at once.
@@ -130,7 +133,8 @@ class _Ack:
     queue_name: str
     msg_id: int
     archive: bool
-    future: asyncio.Future[bool] = field(repr=False)
+    # None: nobody waits on this acknowledgement by itself (the worker's own).
+    future: asyncio.Future[bool] | None = field(repr=False)
 
 
 class AckBatcher:
@@ -154,20 +158,36 @@ class AckBatcher:
         self.max_batch = max_batch
         self.on_commit = on_commit
         self._pending: list[_Ack] = []
-        self._outstanding: set[asyncio.Future[bool]] = set()
+        # Acknowledgements queued so far, and how many of them have committed or failed
+        # (batches settle in the order they were queued).
+        self._queued = 0
+        self._settled = 0
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
 
     def submit(self, queue_name: str, msg_id: int, archive: bool = False) -> asyncio.Future[bool]:
         """Queue one acknowledgement; the future says (after commit) whether the message was still there."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Ack(queue_name, msg_id, archive, future))
-        self._outstanding.add(future)
-        future.add_done_callback(self._outstanding.discard)
+        self._queue(_Ack(queue_name, msg_id, archive, future))
+        return future
+
+    def enqueue(self, queue_name: str, msg_id: int, archive: bool = False) -> None:
+        """Queue one acknowledgement that nobody waits on by itself (the worker's, after its handler returned).
+
+        It counts in :attr:`outstanding` until its batch committed or failed,
+        :meth:`flush` waits for it, and a failed batch is logged here (its
+        messages come back when their visibility timeout ends). No future and
+        no callbacks per message: this is the worker's hot path.
+        """
+        self._queue(_Ack(queue_name, msg_id, archive, None))
+
+    def _queue(self, ack: _Ack) -> None:
+        self._pending.append(ack)
+        self._queued += 1
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._run(), name="pgmq-ack-flusher")
         self._wake.set()
-        return future
 
     async def delete(self, queue_name: str, msg_id: int) -> bool:
         """Delete a message; True once committed, False if it was already gone."""
@@ -179,13 +199,18 @@ class AckBatcher:
 
     @property
     def outstanding(self) -> int:
-        """Acknowledgements queued or in flight, not yet committed."""
-        return len(self._outstanding)
+        """Acknowledgements queued or in flight, not yet committed (or failed)."""
+        return self._queued - self._settled
 
     async def flush(self) -> None:
         """Wait until every acknowledgement queued so far has committed (or failed)."""
-        if self._outstanding:
-            await asyncio.wait(set(self._outstanding))
+        target = self._queued
+        if self._settled >= target:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((target, waiter))
+        # Shielded: a cancelled caller must not leave a cancelled waiter behind.
+        await asyncio.shield(waiter)
 
     async def close(self) -> None:
         """Flush, then stop the flusher task."""
@@ -205,6 +230,18 @@ class AckBatcher:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[_Ack]) -> None:
+        try:
+            await self._commit_batch(batch)
+        finally:
+            self._settled += len(batch)
+            if self._flush_waiters:
+                settled = self._settled
+                for target, waiter in self._flush_waiters:
+                    if target <= settled and not waiter.done():
+                        waiter.set_result(None)
+                self._flush_waiters = [(t, w) for t, w in self._flush_waiters if t > settled]
+
+    async def _commit_batch(self, batch: list[_Ack]) -> None:
         groups: dict[tuple[str, bool], dict[int, None]] = {}
         for ack in batch:
             groups.setdefault((ack.queue_name, ack.archive), {})[ack.msg_id] = None
@@ -218,7 +255,7 @@ class AckBatcher:
         except Exception as exc:
             log.warning("%d acknowledgement(s) failed: %s", len(batch), describe_error(exc))
             for ack in batch:
-                if not ack.future.done():
+                if ack.future is not None and not ack.future.done():
                     ack.future.set_exception(exc)
             return
         done = {key: {int(row[0]) for row in rows} for key, rows in zip(keys, results, strict=True)}
@@ -233,7 +270,7 @@ class AckBatcher:
             ok = ack.msg_id in ids
             # The same id twice in one batch: only the first is reported as acknowledged.
             ids.discard(ack.msg_id)
-            if not ack.future.done():
+            if ack.future is not None and not ack.future.done():
                 ack.future.set_result(ok)
         if self.on_commit is not None:
             for queue in dict.fromkeys(queue for queue, _ in keys):

