@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import consumers, cost, latency, producers, runtime_bench, server
+from benchmarks import consumers, cost, latency, producers, runtime_bench, scale, server
 from benchmarks.common import Sizes
 
 VARIANT_LABELS = {v.name: v.label for v in server.ALL_VARIANTS}
@@ -33,6 +33,7 @@ class Results:
     parse: list[runtime_bench.ParseResult] = field(default_factory=list)
     drain: list[runtime_bench.DrainSummary] = field(default_factory=list)
     cost: list[cost.CostSummary] = field(default_factory=list)
+    scale: scale.ScaleResults | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -286,6 +287,7 @@ def markdown(results: Results) -> str:
     lines += _consumer_table(results)
     lines += _runtime_tables(results)
     lines += _scaling_table(results)
+    lines += scale.markdown_lines(results.scale, sizes) if results.scale is not None else []
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from benchmarks import consumers, cost, latency, plots, producers, report, runtime_bench, server
+from benchmarks import consumers, cost, latency, plots, producers, report, runtime_bench, scale, server
 from benchmarks.common import FULL, PRESETS, Sizes
 from benchmarks.common import Progress as ProgressProtocol
 
@@ -25,7 +25,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 PARTIAL_OUT = DEFAULT_OUT / "partial"
 
 
-PHASES = ("producers", "cost", "latency", "consumers", "runtime")
+PHASES = ("producers", "cost", "latency", "consumers", "runtime", "scale")
 
 
 def total_steps(sizes: Sizes, only: tuple[str, ...] = PHASES) -> int:
@@ -36,6 +36,7 @@ def total_steps(sizes: Sizes, only: tuple[str, ...] = PHASES) -> int:
         "latency": latency.run_count(sizes),
         "consumers": consumers.run_count(sizes),
         "runtime": len(runtime_bench.PAYLOADS) + runtime_bench.drain_count(sizes),
+        "scale": scale.run_count(sizes),
     }
     return 1 + sum(per_phase[phase] for phase in only)
 
@@ -75,6 +76,9 @@ def run_benchmark(
             drains = runtime_bench.drain_rate(bench, sizes, progress)
             results.drain = runtime_bench.summarize_drain(drains)
             raw["runtime"] = runtime_bench.to_json(results.parse, drains, results.drain)
+        if "scale" in only:
+            results.scale = scale.run(bench, sizes, progress)
+            raw["scale"] = scale.to_json(results.scale)
     results.seconds = time.monotonic() - started
     written = report.write(results, out)
     if plots.available():

@@ -124,11 +124,11 @@ class InFlight:
 class PgmqConsumer:
     """Claim and yield the messages of one or more queues: ``async for message in consumer``.
 
-    ``source`` is a DSN (the consumer then runs its own listener) or a
-    :class:`PgmqNotifyListener` (which the consumer then reads: do not iterate
-    it elsewhere). With ``poll_only=True`` no LISTEN is used at all, for
-    PgBouncer in transaction mode or read replicas: the same messages come
-    with polling latency (``poll_interval``).
+    ``source`` is a DSN (its listener then shares the process's LISTEN
+    connection unless ``shared_listener=False``) or a :class:`PgmqNotifyListener`
+    (do not iterate it elsewhere). With ``poll_only=True`` no LISTEN is used at
+    all, for PgBouncer in transaction mode or read replicas: the same messages
+    come with polling latency (``poll_interval``).
 
     Options: ``visibility_timeout`` seconds a claim lasts; ``batch_size``
     messages claimed per round trip (and at most that many held ahead of the
@@ -174,6 +174,7 @@ class PgmqConsumer:
         database: db.Database | None = None,
         configure: db.Configure | None = None,
         metrics: RuntimeMetrics | None = None,
+        shared_listener: bool = True,
     ) -> None:
         names = [queues] if isinstance(queues, str) else list(queues)
         if not names:
@@ -188,7 +189,7 @@ class PgmqConsumer:
         else:
             self.dsn = source
             self.config = config or PgmqNotifyConfig()
-            self._listener = None if poll_only else PgmqNotifyListener(source, self.config)
+            self._listener = None if poll_only else PgmqNotifyListener(source, config, shared_listener=shared_listener)
             self._owns_listener = True
         # PGMQ lowercases table names, so queue names that differ in case are one queue.
         self.queues = {name.lower(): name for name in names}

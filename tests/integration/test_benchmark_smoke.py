@@ -70,7 +70,11 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
     }
     assert {p["kind"] for p in data["runtime"]["parse"]} == {kind for kind, _, _ in runtime_bench.PAYLOADS}
     assert {d["reader"] for d in data["runtime"]["drain_summary"]} == {r for r, _ in runtime_bench.DRAIN_READERS}
-    for section in ("## Targets", "## 1.", "## 1b.", "## 2.", "## 3.", "## 4.", "## 5."):
+    # Scale (issue 18): the shared LISTEN connection, and every notification of the bursts received.
+    assert data["scale"]["connections"]["shared"]["listen"] == 1
+    assert data["scale"]["connections"]["opt-out"]["listen"] == 10
+    assert data["scale"]["received"] == data["scale"]["sent"]
+    for section in ("## Targets", "## 1.", "## 1b.", "## 2.", "## 3.", "## 4.", "## 5.", "## Scale"):
         assert section in markdown
     for producers_count in (1, 2, 4, 8):
         assert f"\n| {producers_count} |" in markdown

@@ -241,7 +241,7 @@ async def kill_connections(dsn: str, run: Run, start: float) -> None:
 
 
 async def _all_connected(admin: psycopg.AsyncConnection[Any], gone: list[int], deadline: float) -> float:
-    """When (wall clock) two consumers and two listeners are connected again, none of them in ``gone``."""
+    """When (wall clock) both consumers and their shared LISTEN connection are connected again, none in ``gone``."""
     while time.time() < deadline:
         cursor = await admin.execute(
             "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -249,7 +249,8 @@ async def _all_connected(admin: psycopg.AsyncConnection[Any], gone: list[int], d
             (RUNTIME_APPS, gone),
         )
         counts = dict(await cursor.fetchall())
-        if all(counts.get(app) == 2 for app in RUNTIME_APPS):
+        # The two consumers' listeners share one LISTEN connection (pgmq_runtime.listen_hub).
+        if counts.get(consumer_mod.APPLICATION_NAME) == 2 and counts.get(listener_mod.APPLICATION_NAME) == 1:
             return time.time()
         await asyncio.sleep(0.02)
     return deadline

@@ -109,8 +109,10 @@ async def test_a_delayed_message_is_claimed_once_visible_and_not_before(jobs):
         claimed_at = await scalar(dsn, "SELECT clock_timestamp()")
     assert message.msg_id == sent and message.read_ct == 1
     assert claimed_at >= message.enqueued_at + timedelta(seconds=2)
-    # The warm-up came from the start-up catch-up; the delayed one from its event.
-    assert (consumer.stats.claimed_by_catch_up, consumer.stats.claimed_from_events) == (1, 1)
+    # The delayed one came from its event. The warm-up came from the start-up catch-up or, when the
+    # (shared, always reading) LISTEN connection had its event buffered before the first claim, from that.
+    stats = consumer.stats
+    assert stats.claimed_from_events >= 1 and stats.claimed_by_catch_up + stats.claimed_from_events == 2
 
 
 async def next_message_after_send(dsn: str, consumer: PgmqConsumer, query: str) -> ClaimedMessage:

@@ -21,3 +21,9 @@ async def fail_first_attempt(message: ClaimedMessage) -> None:
     """Raise on a message's first delivery, return on the next (so each message is retried once)."""
     if message.read_ct == 1:
         raise RuntimeError(f"first attempt at {message.msg_id}")
+
+
+async def record(message: ClaimedMessage) -> None:
+    """Append ``msg_id read_ct`` to the file named by $WORKER_LOG (one file per process; no fsync, no sleep)."""
+    with open(os.environ["WORKER_LOG"], "a", encoding="utf-8") as log:
+        log.write(f"{message.msg_id} {message.read_ct}\n")
