@@ -484,7 +484,7 @@ def status_command(
     matches the config; how full PostgreSQL's notification queue is and the
     sessions with a transaction open that may hold it back (a LISTENing session
     idle in a transaction stops it); the round trip of a probe notification.
-    Ctrl-C stops.
+    Ctrl-C or SIGTERM stops (exit 0).
 
     Example: pgmq-codegen status --dsn postgresql://app@db/app --once --json
     """
@@ -502,8 +502,15 @@ def status_command(
             else:
                 out.print(status_output.render(report))
             return
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(status_output.watch(dsn, cfg, interval, out))
+
+        async def until_stopped() -> None:
+            # SIGTERM ends the view like Ctrl-C: the last frame stays, exit 0.
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            await status_output.watch(dsn, cfg, interval, out, stop)
+
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way out: exit 0
+            asyncio.run(until_stopped())
 
     guarded(run)
 

@@ -7,6 +7,7 @@ The CLI calls :func:`render` for ``--once`` and :func:`watch` for the live view
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -74,12 +75,16 @@ def _per_s(value: float | None) -> str:
     return NONE if value is None else f"{value:,.1f}"
 
 
-async def watch(dsn: str, config: PgmqNotifyConfig, interval: float, console: Console) -> None:
-    """Redraw the view every ``interval`` seconds until cancelled."""
+async def watch(
+    dsn: str, config: PgmqNotifyConfig, interval: float, console: Console, stop: asyncio.Event | None = None
+) -> None:
+    """Redraw the view every ``interval`` seconds until ``stop`` is set (or the task is cancelled)."""
+    stop = stop or asyncio.Event()
     previous: status.StatusReport | None = None
     with Live(console=console, auto_refresh=False) as live:
-        while True:
+        while not stop.is_set():
             current = status.with_rates(previous, await status.read_status(dsn, config))
             live.update(render(current), refresh=True)
             previous = current
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Iterator
 
 import psycopg
@@ -110,3 +112,36 @@ def test_status_without_pgmq_is_one_error_line(bare_dsn: str) -> None:
     result = cli("status", "--dsn", bare_dsn, "--once", "--json")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "PGMQ is not installed" in result.stderr
+
+
+def test_the_live_view_redraws_with_rates_and_stops_on_sigterm(dsn: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    install(dsn, CONFIG)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pgmq.create('orders_queue')")
+    # As in a terminal (FORCE_COLOR: Rich redraws the view in place rather than printing the last frame).
+    env = {**os.environ, "COLUMNS": "100", "FORCE_COLOR": "1", "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    command = [sys.executable, "-m", "pgmq_codegen.cli", "status", "--dsn", dsn, "--interval", "0.2"]
+    view = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        time.sleep(1.5)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for _ in range(20):
+                conn.execute("SELECT pgmq.send('orders_queue', '{}')")
+        time.sleep(1.5)
+        view.send_signal(signal.SIGTERM)
+        out, _ = view.communicate(timeout=30)
+    finally:
+        if view.poll() is None:
+            view.kill()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))  # colours and cursor moves
+    assert view.returncode == 0, text
+    assert text.count("notification queue") >= 3, text  # redrawn every interval
+    assert "orders_queue" in text and "Traceback" not in text
+    depths = re.findall(r"orders_queue\s*│\s*(\d+)", text)
+    assert depths[0] == "0" and depths[-1] == "20", depths  # the view follows the queue
