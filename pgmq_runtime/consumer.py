@@ -37,8 +37,6 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-import psycopg
-
 from pgmq_runtime import db
 from pgmq_runtime.acks import AckBatcher, ControlSession
 from pgmq_runtime.config import PgmqNotifyConfig
@@ -73,7 +71,6 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "pgmq-runtime-consumer"
 # Claim a delayed message this long after its visibility time, against clock jitter.
 _DELAY_MARGIN = 0.05
-_SET_VT_NOW = "SELECT msg_id FROM pgmq.set_vt(%s::text, %s::bigint[], 0)"
 
 
 class MessageActions(Protocol):
@@ -148,8 +145,9 @@ class PgmqConsumer:
     After ``liveness_interval`` idle seconds the claiming connection is checked
     with a cheap query (answer within ``liveness_timeout``), so a connection
     killed while idle is replaced before it is needed. ``database`` replaces
-    how the claiming connection is made (a :class:`pgmq_runtime.db.Connector`,
-    or :class:`pgmq_runtime.testing.FakePgmq`); ``configure`` is awaited on
+    how the consumer's connections are made, the claiming one and the one of
+    acknowledgements (a :class:`pgmq_runtime.db.Connector`, or
+    :class:`pgmq_runtime.testing.FakePgmq`); ``configure`` is awaited on
     each new connection of the default connector. ``metrics`` (a
     :class:`pgmq_runtime.metrics.RuntimeMetrics`) then counts this consumer and
     its listener, and records handler durations and each event's delay.
@@ -208,9 +206,8 @@ class PgmqConsumer:
         self._session: db.Session | None = None
         self._last_used = time.monotonic()
         self.counters = Counters()
-        self._acks = AckBatcher(
-            ControlSession(self._open_control, self._explain, reconnect_timeout), self.counters, on_commit=self._acked
-        )
+        control = ControlSession(self._open_control, reconnect_timeout)
+        self._acks = AckBatcher(control, self.counters, on_commit=self._acked)
         self._stopping = False
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -430,7 +427,8 @@ class PgmqConsumer:
             by_queue.setdefault(m.queue_name, []).append(m.msg_id)
         if not by_queue:
             return 0
-        results = await self._acks.session.run([(_SET_VT_NOW, (q, ids)) for q, ids in by_queue.items()])
+        hand_back = QUERIES["hand_back"]
+        results = await self._acks.session.run([(hand_back, {"queue": q, "ids": ids}) for q, ids in by_queue.items()])
         count = sum(len(rows) for rows in results)
         self.counters.handed_back += count
         return count
@@ -723,10 +721,6 @@ class PgmqConsumer:
         self._last_used = time.monotonic()
         return rows
 
-    def _explain(self, exc: psycopg.Error) -> str:
-        """The one line for a database error of the control connection (see :func:`pgmq_runtime.db.translate`)."""
-        return str(db.translate(exc, schema=self.config.schema, queues=sorted(self.queues.values())))
-
     async def _check_alive(self) -> None:
         """A cheap query on the idle connection; a dead one is replaced now, not at the next claim."""
         self._last_used = time.monotonic()
@@ -756,8 +750,10 @@ class PgmqConsumer:
         self._last_used = time.monotonic()
         return session
 
-    async def _open_control(self) -> psycopg.AsyncConnection[Any]:
-        return await self._connector.connect()
+    async def _open_control(self) -> db.Session:
+        # The same layer as claims (a real connection, or the fake), without claims_without_flush:
+        # acknowledgements wait for the disk.
+        return await self._database.session(APPLICATION_NAME, self.config.schema, sorted(self.queues.values()))
 
     async def _reconnect(self, deadline: float | None, reason: str) -> None:
         broken = self._session
