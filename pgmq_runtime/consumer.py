@@ -26,19 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pgmq_runtime import db
 from pgmq_runtime.acks import AckBatcher, ControlSession
+from pgmq_runtime.claim_plan import ClaimPlan
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import (
     ConnectionLostError,
@@ -53,69 +51,30 @@ from pgmq_runtime.events import (
     ListenerGap,
     ListenerItem,
     MessageEvent,
-    MessageWithPayloadEvent,
     QueueCreatedEvent,
 )
 from pgmq_runtime.install_check import check_and_log_async
 from pgmq_runtime.listener import PgmqNotifyListener
+from pgmq_runtime.messages import ClaimedMessage, InFlight, MessageActions
 from pgmq_runtime.queries import QUERIES
-from pgmq_runtime.rechecks import RecheckSchedule
 from pgmq_runtime.stats import ConsumerStats, Counters
 
 if TYPE_CHECKING:
     from pgmq_runtime.metrics import RuntimeMetrics
     from pgmq_runtime.retries import RetryPolicy
 
+__all__ = [
+    "APPLICATION_NAME",
+    "ClaimedMessage",
+    "InFlight",
+    "MessageActions",
+    "PgmqConsumer",
+    "queues_in_namespace",
+]
+
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "pgmq-runtime-consumer"
-# Claim a delayed message this long after its visibility time, against clock jitter.
-_DELAY_MARGIN = 0.05
-
-
-class MessageActions(Protocol):
-    """What a claimed message can do; the consumer (or a test fake) implements it."""
-
-    async def delete(self, queue_name: str, msg_id: int) -> bool: ...
-
-    async def archive(self, queue_name: str, msg_id: int) -> bool: ...
-
-    async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedMessage:
-    """A message this consumer holds until ``vt``; delete or archive it when done."""
-
-    queue_name: str
-    msg_id: int
-    read_ct: int
-    enqueued_at: datetime
-    vt: datetime
-    message: JsonValue
-    headers: JsonValue
-    actions: MessageActions = field(repr=False, compare=False)
-
-    async def delete(self) -> bool:
-        """Delete the message (``pgmq.delete``); False if it was already gone."""
-        return await self.actions.delete(self.queue_name, self.msg_id)
-
-    async def archive(self) -> bool:
-        """Move the message to the queue's archive (``pgmq.archive``); False if gone."""
-        return await self.actions.archive(self.queue_name, self.msg_id)
-
-    async def extend(self, seconds: int) -> datetime | None:
-        """Keep the message ``seconds`` longer; returns the new ``vt``, None if gone."""
-        return await self.actions.extend(self.queue_name, self.msg_id, seconds)
-
-
-@dataclass(slots=True)
-class InFlight:
-    """A message a worker's handler holds: until when it is claimed, and whether it was settled by hand."""
-
-    message: ClaimedMessage
-    vt: datetime
-    settled: bool = False
 
 
 class PgmqConsumer:
@@ -216,13 +175,7 @@ class PgmqConsumer:
         self._reconnecting = asyncio.Lock()
         self._clock_offset = 0.0
         self._ready: deque[ClaimedMessage] = deque()
-        self._pending: dict[str, dict[int, None]] = {}
-        self._payloads: dict[tuple[str, int], tuple[JsonValue, JsonValue]] = {}
-        # Announced ids not yet visible: (when due, id, queue, from a coalesced event).
-        self._delayed: list[tuple[float, int, str, bool]] = []
-        self._catch_up: set[str] = set(self.queues)
-        self._rechecks = RecheckSchedule(self.config.coalesce_ms)
-        self._rechecking: set[str] = set()
+        self._plan = ClaimPlan(self.queues, coalesce_ms=self.config.coalesce_ms, max_pending=max_pending, fifo=fifo)
         self._next_poll = 0.0
         self._closed = False
         self._started = False
@@ -269,7 +222,7 @@ class PgmqConsumer:
                 await self.close()
                 raise
         # LISTEN first, read second: a message sent in between is seen by both.
-        self._catch_up = set(self.queues)
+        self._plan.read_all()
         self._next_poll = time.monotonic() + self.poll_interval
         self._started = True
 
@@ -395,15 +348,14 @@ class PgmqConsumer:
     def wake(self, queue_name: str | None = None) -> None:
         """Re-read ``queue_name`` (all queues if None) at the next claim."""
         if queue_name is None:
-            self._catch_up = set(self.queues)
+            self._plan.read_all()
         elif (key := queue_name.lower()) in self.queues:
-            self._catch_up.add(key)
+            self._plan.read(key)
         self._poke()
 
     def schedule(self, queue_name: str, msg_id: int, delay: float) -> None:
         """Claim message ``msg_id`` once it is visible again, in ``delay`` seconds (after a retry)."""
-        due = time.monotonic() + delay + _DELAY_MARGIN
-        heapq.heappush(self._delayed, (due, msg_id, queue_name.lower(), False))
+        self._plan.schedule(queue_name.lower(), msg_id, delay, time.monotonic())
         self._poke()
 
     def server_seconds_until(self, moment: datetime) -> float:
@@ -477,7 +429,7 @@ class PgmqConsumer:
             if self._ready:
                 return True
             await self._absorb_buffered()
-            self._promote_due()
+            self._plan.promote_due(time.monotonic())
             try:
                 if await self._fill(limit):
                     continue
@@ -492,7 +444,7 @@ class PgmqConsumer:
                     if self._closed or self._stopping:
                         break
                     raise
-                self._catch_up = set(self.queues)
+                self._plan.read_all()
                 continue
             await self._wait()
         return False
@@ -509,19 +461,12 @@ class PgmqConsumer:
             await self._check_alive()
             return
         if now >= self._next_poll:
-            self._catch_up = set(self.queues)
+            self._plan.read_all()
             self._next_poll = now + self.poll_interval
             return
-        if due := self._rechecks.due(now):
-            self._catch_up.update(due)
-            self._rechecking.update(due)
+        if self._plan.start_due_rechecks(now):
             return
-        timeout = self._next_poll - now
-        if self._delayed:
-            timeout = min(timeout, max(self._delayed[0][0] - now, 0.0))
-        recheck = self._rechecks.wait(now)
-        if recheck is not None:
-            timeout = min(timeout, recheck)
+        timeout = self._plan.timeout(now, self._next_poll - now)
         timeout = max(min(timeout, self._last_used + self.liveness_interval - now), 0.0)
         if self._wakeup.is_set():
             self._wakeup.clear()
@@ -552,7 +497,7 @@ class PgmqConsumer:
             # A gap, or a notification we cannot read, may hide messages.
             log.info("gap (%s): catching up on %s", item.reason, sorted(self.queues.values()))
             self._gaps += 1
-            self._catch_up = set(self.queues)
+            self._plan.read_all()
             return
         if isinstance(item, QueueCreatedEvent):
             return
@@ -564,50 +509,13 @@ class PgmqConsumer:
             return
         if self.fifo:
             # Claiming by id would ignore the groups: read the queue (grouped) instead.
-            self._catch_up.add(key)
+            self._plan.read(key)
             return
-        coalesced = not isinstance(event, MessageWithPayloadEvent) and event.coalesced
-        if coalesced:
-            # Other sends of this window were silent: read the queue until it is quiet.
-            self._wake(key, time.monotonic())
         server_now = self._server_now()
         if self.metrics is not None and event.enqueued_at is not None:
             self.metrics.event_delay((server_now - event.enqueued_at).total_seconds())
-        delay = (event.ready_at - server_now).total_seconds()
-        if delay > 0:
-            if len(self._delayed) >= self.max_pending:
-                return  # the slow timer's catch-up finds it once it is visible
-            due = time.monotonic() + delay + _DELAY_MARGIN
-            for msg_id in event.msg_ids:
-                heapq.heappush(self._delayed, (due, msg_id, key, coalesced))
-            return
-        pending = self._pending.setdefault(key, {})
-        if len(pending) + len(event.msg_ids) > self.max_pending:
-            # Announced faster than consumed: forget the ids and read the queue instead.
+        if self._plan.note(key, event, server_now, time.monotonic()):
             log.info("%s: over %d announced ids pending; falling back to reading the queue", key, self.max_pending)
-            pending.clear()
-            self._payloads = {k: v for k, v in self._payloads.items() if k[0] != key}
-            self._catch_up.add(key)
-            return
-        for msg_id in event.msg_ids:
-            pending[msg_id] = None
-        if isinstance(event, MessageWithPayloadEvent):
-            self._payloads[(key, event.msg_id)] = (event.message, event.headers)
-
-    def _wake(self, key: str, now: float) -> None:
-        """Re-read queue ``key`` until it is quiet, from ``now`` (a coalesced event, or its ``ready_at``)."""
-        self._rechecks.woken(key, now)
-        self._catch_up.add(key)
-        self._rechecking.add(key)
-
-    def _promote_due(self) -> None:
-        now = time.monotonic()
-        while self._delayed and self._delayed[0][0] <= now:
-            _, msg_id, key, coalesced = heapq.heappop(self._delayed)
-            self._pending.setdefault(key, {})[msg_id] = None
-            if coalesced:
-                # Silent sends of that window with the same delay become visible now too.
-                self._wake(key, now)
 
     def _server_now(self) -> datetime:
         return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)
@@ -617,45 +525,31 @@ class PgmqConsumer:
     async def _fill(self, limit: int) -> bool:
         """Claim one batch of at most ``limit``: announced ids first, else a catch-up read. False if idle."""
         size = max(min(limit, self.batch_size), 1)
-        for key, pending in self._pending.items():
-            if pending and self.fifo:
-                # Due retries and delayed ids in FIFO mode: a grouped read finds them.
-                pending.clear()
-                self._catch_up.add(key)
-            elif pending:
-                ids = list(itertools.islice(pending, size))
-                for msg_id in ids:
-                    del pending[msg_id]
-                got = await self._claim_ids(key, ids)
-                self._from_events += len(got)
-                self._ready.extend(got)
-                return True
-        if self._catch_up:
-            key = min(self._catch_up)
-            read = "read_grouped_head" if self.fifo else "read"
-            rows = await self._rows(read, {"queue": self.queues[key], "vt": self.visibility_timeout, "qty": size})
-            # Fewer rows than asked for may only mean that other consumers hold the rest
-            # (SKIP LOCKED): the queue is caught up once a read finds nothing.
-            if not rows:
-                self._catch_up.discard(key)
-            if key in self._rechecking:
-                self._rechecking.discard(key)
-                self._recheck_reads += 1
-                self._from_rechecks += len(rows)
-                if rows:
-                    self._rechecks.found(key, time.monotonic())
-            self._catch_up_reads += 1
-            self._from_catch_up += len(rows)
-            self._ready.extend(self._message(key, row) for row in rows)
+        plan = self._plan
+        if (announced := plan.take_ids(size)) is not None:
+            key, ids = announced
+            got = await self._claim_ids(key, ids)
+            self._from_events += len(got)
+            self._ready.extend(got)
             return True
-        return False
+        queue = plan.next_read()
+        if queue is None:
+            return False
+        read = "read_grouped_head" if self.fifo else "read"
+        rows = await self._rows(read, {"queue": self.queues[queue], "vt": self.visibility_timeout, "qty": size})
+        if plan.read_done(queue, len(rows), time.monotonic()):
+            self._recheck_reads += 1
+            self._from_rechecks += len(rows)
+        self._catch_up_reads += 1
+        self._from_catch_up += len(rows)
+        self._ready.extend(self._message(queue, row) for row in rows)
+        return True
 
     async def _claim_ids(self, key: str, ids: list[int]) -> list[ClaimedMessage]:
-        cached = [self._payloads.pop((key, i), None) for i in ids]
         args = {"queue": self.queues[key], "ids": ids, "vt": self.visibility_timeout}
-        if all(c is not None for c in cached):
+        bodies = self._plan.take_bodies(key, ids)
+        if bodies is not None:
             # Every message came in its event: claim without fetching the bodies again.
-            bodies = dict(zip(ids, cached, strict=True))
             rows = await self._rows("claim_ids_without_body", args)
             return [self._message(key, row, bodies[row["msg_id"]]) for row in rows]
         return [self._message(key, row) for row in await self._rows("claim_ids", args)]
@@ -731,7 +625,7 @@ class PgmqConsumer:
                 return
             reason = describe_error(exc) if isinstance(exc, ConnectionLostError) else "liveness query timed out"
             await self._reconnect(deadline=None, reason=f"idle check: {reason}")
-            self._catch_up = set(self.queues)
+            self._plan.read_all()
 
     async def _open(self) -> db.Session:
         session = await self._database.session(APPLICATION_NAME, self.config.schema, sorted(self.queues.values()))
