@@ -30,19 +30,19 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgmq_runtime import db
 from pgmq_runtime.acks import AckBatcher, ControlSession
 from pgmq_runtime.claim_plan import ClaimPlan
 from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.consumer_connection import APPLICATION_NAME, ClaimConnection, queues_in_namespace
 from pgmq_runtime.errors import (
     ConnectionLostError,
     ConsumerError,
     DatabaseError,
-    PgmqNotInstalledError,
     describe_error,
 )
 from pgmq_runtime.events import (
@@ -73,8 +73,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-APPLICATION_NAME = "pgmq-runtime-consumer"
 
 
 class PgmqConsumer:
@@ -162,8 +160,13 @@ class PgmqConsumer:
         # No server-side prepared statements: they break behind transaction poolers.
         self._connector = db.Connector(self.dsn, application_name=APPLICATION_NAME, prepare=False, configure=configure)
         self._database: db.Database = database or self._connector
-        self._session: db.Session | None = None
-        self._last_used = time.monotonic()
+        self._claims = ClaimConnection(
+            self._database,
+            self.config.schema,
+            sorted(self.queues.values()),
+            durable_claims=durable_claims,
+            keep_trying=lambda deadline: not self._closed and not (self._stopping and deadline is None),
+        )
         self.counters = Counters()
         control = ControlSession(self._open_control, reconnect_timeout)
         self._acks = AckBatcher(control, self.counters, on_commit=self._acked)
@@ -172,15 +175,13 @@ class PgmqConsumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Messages a worker's handlers hold, by (queue name, msg_id).
         self.in_flight: dict[tuple[str, int], InFlight] = {}
-        self._reconnecting = asyncio.Lock()
-        self._clock_offset = 0.0
         self._ready: deque[ClaimedMessage] = deque()
         self._plan = ClaimPlan(self.queues, coalesce_ms=self.config.coalesce_ms, max_pending=max_pending, fifo=fifo)
         self._next_poll = 0.0
         self._closed = False
         self._started = False
         self._from_events = self._from_catch_up = self._catch_up_reads = 0
-        self._gaps = self._reconnects = 0
+        self._gaps = 0
         self._recheck_reads = self._from_rechecks = 0
         self.metrics = metrics
         if metrics is not None:
@@ -206,11 +207,11 @@ class PgmqConsumer:
             return
         self._loop = asyncio.get_running_loop()
         try:
-            self._session = await self._open()
+            session = await self._claims.open()
         except DatabaseError as exc:
             raise ConsumerError(f"cannot connect the consumer: {describe_error(exc)}") from exc
-        if isinstance(self._session, db.PsycopgSession):
-            await check_and_log_async(self._session.conn, self.config, "consumer", pgmq_calls_follow=True)
+        if isinstance(session, db.PsycopgSession):
+            await check_and_log_async(session.conn, self.config, "consumer", pgmq_calls_follow=True)
         log.info("consumer started on %s (%s)", sorted(self.queues.values()), self._mode())
         if self._listener is not None:
             try:
@@ -248,9 +249,7 @@ class PgmqConsumer:
                 self.metrics.retire(self._listener)
         if self.metrics is not None:
             self.metrics.retire(self)
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._claims.close()
 
     @property
     def stats(self) -> ConsumerStats:
@@ -261,7 +260,7 @@ class PgmqConsumer:
             self._from_catch_up,
             self._catch_up_reads,
             self._gaps,
-            self._reconnects,
+            self._claims.reconnects,
             self._recheck_reads,
             self._from_rechecks,
             deleted=c.deleted,
@@ -360,7 +359,7 @@ class PgmqConsumer:
 
     def server_seconds_until(self, moment: datetime) -> float:
         """Seconds from now until ``moment`` on the server's clock (negative if past)."""
-        return (moment - self._server_now()).total_seconds()
+        return (moment - self._claims.server_now()).total_seconds()
 
     @property
     def session(self) -> ControlSession:
@@ -439,7 +438,7 @@ class PgmqConsumer:
                 # A claim may have been lost in flight: its message comes back
                 # when its visibility timeout ends, and a catch-up finds it.
                 try:
-                    await self._reconnect(deadline=None, reason=describe_error(exc))
+                    await self._claims.reconnect(deadline=None, reason=describe_error(exc))
                 except ConsumerError:
                     if self._closed or self._stopping:
                         break
@@ -457,7 +456,7 @@ class PgmqConsumer:
 
     async def _wait(self) -> None:
         now = time.monotonic()
-        if now - self._last_used >= self.liveness_interval:
+        if now - self._claims.last_used >= self.liveness_interval:
             await self._check_alive()
             return
         if now >= self._next_poll:
@@ -467,7 +466,7 @@ class PgmqConsumer:
         if self._plan.start_due_rechecks(now):
             return
         timeout = self._plan.timeout(now, self._next_poll - now)
-        timeout = max(min(timeout, self._last_used + self.liveness_interval - now), 0.0)
+        timeout = max(min(timeout, self._claims.last_used + self.liveness_interval - now), 0.0)
         if self._wakeup.is_set():
             self._wakeup.clear()
             return
@@ -511,14 +510,11 @@ class PgmqConsumer:
             # Claiming by id would ignore the groups: read the queue (grouped) instead.
             self._plan.read(key)
             return
-        server_now = self._server_now()
+        server_now = self._claims.server_now()
         if self.metrics is not None and event.enqueued_at is not None:
             self.metrics.event_delay((server_now - event.enqueued_at).total_seconds())
         if self._plan.note(key, event, server_now, time.monotonic()):
             log.info("%s: over %d announced ids pending; falling back to reading the queue", key, self.max_pending)
-
-    def _server_now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)
 
     # -- claiming ----------------------------------------------------------
 
@@ -536,7 +532,7 @@ class PgmqConsumer:
         if queue is None:
             return False
         read = "read_grouped_head" if self.fifo else "read"
-        rows = await self._rows(read, {"queue": self.queues[queue], "vt": self.visibility_timeout, "qty": size})
+        rows = await self._claims.rows(read, {"queue": self.queues[queue], "vt": self.visibility_timeout, "qty": size})
         if plan.read_done(queue, len(rows), time.monotonic()):
             self._recheck_reads += 1
             self._from_rechecks += len(rows)
@@ -550,9 +546,9 @@ class PgmqConsumer:
         bodies = self._plan.take_bodies(key, ids)
         if bodies is not None:
             # Every message came in its event: claim without fetching the bodies again.
-            rows = await self._rows("claim_ids_without_body", args)
+            rows = await self._claims.rows("claim_ids_without_body", args)
             return [self._message(key, row, bodies[row["msg_id"]]) for row in rows]
-        return [self._message(key, row) for row in await self._rows("claim_ids", args)]
+        return [self._message(key, row) for row in await self._claims.rows("claim_ids", args)]
 
     def _message(self, key: str, row: db.Row, body: tuple[JsonValue, JsonValue] | None = None) -> ClaimedMessage:
         message, headers = body if body is not None else (row["message"], row["headers"])
@@ -579,7 +575,8 @@ class PgmqConsumer:
 
     async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None:
         """Push a message's visibility timeout ``seconds`` further out."""
-        value = await self._scalar("extend_vt", "vt", {"queue": queue_name, "msg_id": msg_id, "seconds": seconds})
+        params = {"queue": queue_name, "msg_id": msg_id, "seconds": seconds}
+        value = await self._claims.scalar("extend_vt", "vt", params, self.reconnect_timeout)
         if not isinstance(value, datetime):
             return None
         hold = self.in_flight.get((queue_name, msg_id))
@@ -587,115 +584,13 @@ class PgmqConsumer:
             hold.vt = max(hold.vt, value)
         return value
 
-    async def _scalar(self, name: str, column: str, params: dict[str, Any]) -> Any:
-        # Extend is safe to repeat: retry once after a reconnect.
-        for attempt in (1, 2):
-            try:
-                rows = await self._rows(name, params)
-                return rows[0][column] if rows else None
-            except ConnectionLostError as exc:
-                if attempt == 2:
-                    raise ConsumerError(f"message {params['msg_id']} of {params['queue']}: {exc}") from exc
-                await self._reconnect(deadline=time.monotonic() + self.reconnect_timeout, reason=describe_error(exc))
-        return None
-
     # -- connection --------------------------------------------------------
 
-    async def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[db.Row]:
-        """Run catalogued query ``name``; ConnectionLostError (to reconnect on) or ConsumerError."""
-        session = self._session
-        if session is None or session.closed:
-            raise ConnectionLostError("the consumer's connection is closed")
-        try:
-            rows = await session.fetch(QUERIES[name], params)
-        except ConnectionLostError:
-            raise
-        except DatabaseError as exc:
-            raise ConsumerError(str(exc)) from exc
-        self._last_used = time.monotonic()
-        return rows
-
     async def _check_alive(self) -> None:
-        """A cheap query on the idle connection; a dead one is replaced now, not at the next claim."""
-        self._last_used = time.monotonic()
-        try:
-            await asyncio.wait_for(self._rows("ping"), self.liveness_timeout)
-        except (ConnectionLostError, TimeoutError) as exc:
-            if self._closed or self._stopping:
-                return
-            reason = describe_error(exc) if isinstance(exc, ConnectionLostError) else "liveness query timed out"
-            await self._reconnect(deadline=None, reason=f"idle check: {reason}")
+        if await self._claims.check_alive(self.liveness_timeout):
             self._plan.read_all()
-
-    async def _open(self) -> db.Session:
-        session = await self._database.session(APPLICATION_NAME, self.config.schema, sorted(self.queues.values()))
-        try:
-            if not self.durable_claims:
-                # A claim lost in a crash only makes its message visible again: no need to wait for the disk.
-                await session.fetch(QUERIES["claims_without_flush"])
-            before = time.time()
-            rows = await session.fetch(QUERIES["server_clock"])
-            after = time.time()
-        except BaseException:
-            await session.close()
-            raise
-        if rows:
-            self._clock_offset = float(rows[0]["epoch"]) - (before + after) / 2
-        self._last_used = time.monotonic()
-        return session
 
     async def _open_control(self) -> db.Session:
         # The same layer as claims (a real connection, or the fake), without claims_without_flush:
         # acknowledgements wait for the disk.
         return await self._database.session(APPLICATION_NAME, self.config.schema, sorted(self.queues.values()))
-
-    async def _reconnect(self, deadline: float | None, reason: str) -> None:
-        broken = self._session
-        async with self._reconnecting:
-            if self._session is not broken and self._session is not None and not self._session.closed:
-                return  # another task reconnected while we waited
-            log.warning("consumer connection lost (%s); reconnecting", reason)
-            if broken is not None:
-                await broken.close()
-            self._session = None
-            attempt = 0
-            started = time.monotonic()
-            while not self._closed and not (self._stopping and deadline is None):
-                attempt += 1
-                try:
-                    self._session = await self._open()
-                    self._reconnects += 1
-                    log.warning(
-                        "consumer reconnected after %.1f s and %d attempt(s) (was: %s)",
-                        time.monotonic() - started,
-                        attempt,
-                        reason,
-                    )
-                    return
-                except ConnectionLostError as exc:
-                    if deadline is not None and time.monotonic() > deadline:
-                        raise ConsumerError(f"cannot reconnect the consumer: {exc}") from exc
-                await asyncio.sleep(db.backoff_delay(attempt, 0.1, 5.0))
-            raise ConsumerError("the consumer is closed")
-
-
-async def queues_in_namespace(dsn: str, config: PgmqNotifyConfig, namespace: str) -> list[str]:
-    """The existing queues whose name maps to ``namespace`` under ``config``'s pattern.
-
-    Raises :class:`ConsumerError` with one line: server unreachable, PGMQ not
-    installed, ... (its cause is the typed error of :mod:`pgmq_runtime.db`).
-    """
-    try:
-        session = await db.Connector(dsn, application_name=APPLICATION_NAME).session(APPLICATION_NAME, config.schema)
-        try:
-            rows = await session.fetch(QUERIES["queue_names"])
-        finally:
-            await session.close()
-    except PgmqNotInstalledError as exc:
-        raise ConsumerError("PGMQ is not installed in this database (no table pgmq.meta)") from exc
-    except DatabaseError as exc:
-        # The driver's own words say best why a connection failed ("Connection refused", a wrong password).
-        cause = exc.__cause__ if isinstance(exc, ConnectionLostError) and exc.__cause__ is not None else exc
-        raise ConsumerError(f"cannot list the queues: {describe_error(cause)}") from exc
-    names = [str(row["queue_name"]) for row in rows]
-    return [name for name in names if config.extract_namespace(name) == namespace]
