@@ -24,83 +24,60 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import psycopg
-from psycopg import sql
-
-from pgmq_runtime.errors import ConnectionLostError, ConsumerError, describe_error
-from pgmq_runtime.listener import backoff_delay
+from pgmq_runtime import db
+from pgmq_runtime.errors import ConnectionLostError, ConsumerError, DatabaseError, describe_error
+from pgmq_runtime.queries import QUERIES
 from pgmq_runtime.stats import Counters
 
 log = logging.getLogger(__name__)
 
-Query = str | sql.SQL | sql.Composed
-Statement = tuple[Query, tuple[Any, ...]]
-# ConnectionLostError: what pgmq_runtime.db raises when it cannot open the connection.
-CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError, ConnectionLostError)
-DELETE_MANY = "SELECT pgmq.delete(%s::text, %s::bigint[])"
-ARCHIVE_MANY = "SELECT pgmq.archive(%s::text, %s::bigint[])"
+# A catalogued query and its parameters (see pgmq_runtime.db.Session.fetch_many).
+Statement = db.Step
+DELETE_MANY = QUERIES["delete_many"]
+ARCHIVE_MANY = QUERIES["archive_many"]
 # At most this many ids in one pgmq.delete / pgmq.archive call.
 MAX_BATCH = 1000
 
 
 class ControlSession:
-    """One autocommit connection, opened on first use, that runs statements one transaction at a time.
+    """One connection of the db layer, opened on first use, that runs statements one transaction at a time.
 
-    ``open_connection`` makes the connection, ``explain`` turns a database
-    error into the line a :class:`ConsumerError` carries. A lost connection
-    is re-opened (with backoff, for up to ``reconnect_timeout`` seconds) and
-    the transaction run once more: everything sent through here is safe to
-    repeat (delete, archive and set_vt by id).
+    ``open_session`` makes the connection (a :class:`pgmq_runtime.db.Session`,
+    whose errors :mod:`pgmq_runtime.db` has already translated). A lost
+    connection is re-opened (with backoff, for up to ``reconnect_timeout``
+    seconds) and the transaction run once more: everything sent through here
+    is safe to repeat (delete, archive and set_vt by id). Any other database
+    error becomes a :class:`ConsumerError` with the translated error's line.
     """
 
-    def __init__(
-        self,
-        open_connection: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
-        explain: Callable[[psycopg.Error], str],
-        reconnect_timeout: float,
-    ) -> None:
-        self._open = open_connection
-        self._explain = explain
+    def __init__(self, open_session: Callable[[], Awaitable[db.Session]], reconnect_timeout: float) -> None:
+        self._open = open_session
         self.reconnect_timeout = reconnect_timeout
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._session: db.Session | None = None
         self._lock = asyncio.Lock()
         self._closed = False
 
-    async def run(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
-        """Run ``statements`` in one transaction; the rows of each."""
+    async def run(self, statements: Sequence[Statement]) -> list[list[db.Row]]:
+        """Run ``statements`` in one transaction; the rows of each, as dicts."""
         async with self._lock:
             for attempt in (1, 2):
-                conn = await self._connection()
+                session = await self._connection()
                 try:
-                    return await self._execute(conn, statements)
-                except CONNECTION_ERRORS as exc:
+                    return await session.fetch_many(statements)
+                except ConnectionLostError as exc:
                     await self._drop()
+                    reason = _driver_words(exc)
                     if attempt == 2:
-                        raise ConsumerError(f"lost the consumer's control connection: {describe_error(exc)}") from exc
-                    log.warning("control connection lost (%s); reconnecting", describe_error(exc))
-                except psycopg.Error as exc:
-                    raise ConsumerError(self._explain(exc)) from exc
+                        raise ConsumerError(f"lost the consumer's control connection: {reason}") from exc
+                    log.warning("control connection lost (%s); reconnecting", reason)
+                except DatabaseError as exc:
+                    raise ConsumerError(str(exc)) from exc
         raise AssertionError("unreachable")
 
-    async def _execute(
-        self, conn: psycopg.AsyncConnection[Any], statements: Sequence[Statement]
-    ) -> list[list[tuple[Any, ...]]]:
-        results: list[list[tuple[Any, ...]]] = []
-        if len(statements) == 1:
-            query, params = statements[0]
-            cursor = await conn.execute(query, params)
-            return [await cursor.fetchall()]
-        async with conn.transaction():
-            for query, params in statements:
-                cursor = await conn.execute(query, params)
-                results.append(await cursor.fetchall())
-        return results
-
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
+    async def _connection(self) -> db.Session:
+        if self._session is not None and not self._session.closed:
+            return self._session
         if self._closed:
             raise ConsumerError("the consumer is closed")
         deadline = time.monotonic() + self.reconnect_timeout
@@ -108,24 +85,29 @@ class ControlSession:
         while True:
             attempt += 1
             try:
-                self._conn = await self._open()
-                return self._conn
-            except CONNECTION_ERRORS as exc:
+                self._session = await self._open()
+                return self._session
+            except ConnectionLostError as exc:
                 if time.monotonic() > deadline:
                     raise ConsumerError(f"cannot connect the consumer: {describe_error(exc)}") from exc
-            await asyncio.sleep(backoff_delay(attempt, 0.1, 5.0))
+            await asyncio.sleep(db.backoff_delay(attempt, 0.1, 5.0))
 
     async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        session, self._session = self._session, None
+        if session is not None:
             with contextlib.suppress(Exception):
-                await conn.close()
+                await session.close()
 
     async def close(self) -> None:
         """Close the connection; later calls fail with a ConsumerError."""
         self._closed = True
         async with self._lock:
             await self._drop()
+
+
+def _driver_words(exc: ConnectionLostError) -> str:
+    """The lost connection's own error, as one line (what was logged before the db layer translated it)."""
+    return describe_error(exc.__cause__ if exc.__cause__ is not None else exc)
 
 
 @dataclass(slots=True)
@@ -247,7 +229,7 @@ class AckBatcher:
             groups.setdefault((ack.queue_name, ack.archive), {})[ack.msg_id] = None
         keys = list(groups)
         statements: list[Statement] = [
-            (ARCHIVE_MANY if archive else DELETE_MANY, (queue, list(groups[(queue, archive)])))
+            (ARCHIVE_MANY if archive else DELETE_MANY, {"queue": queue, "ids": list(groups[(queue, archive)])})
             for queue, archive in keys
         ]
         try:
@@ -258,7 +240,7 @@ class AckBatcher:
                 if ack.future is not None and not ack.future.done():
                     ack.future.set_exception(exc)
             return
-        done = {key: {int(row[0]) for row in rows} for key, rows in zip(keys, results, strict=True)}
+        done = {key: {int(row["msg_id"]) for row in rows} for key, rows in zip(keys, results, strict=True)}
         self.counters.ack_batches += 1
         for (_queue, archive), ids in done.items():
             if archive:

@@ -26,27 +26,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from pgmq_runtime import db
 from pgmq_runtime.acks import AckBatcher, ControlSession
+from pgmq_runtime.claim_plan import ClaimPlan
 from pgmq_runtime.config import PgmqNotifyConfig
+from pgmq_runtime.consumer_connection import APPLICATION_NAME, ClaimConnection, queues_in_namespace
 from pgmq_runtime.errors import (
     ConnectionLostError,
     ConsumerError,
     DatabaseError,
-    PgmqNotInstalledError,
     describe_error,
 )
 from pgmq_runtime.events import (
@@ -55,70 +51,28 @@ from pgmq_runtime.events import (
     ListenerGap,
     ListenerItem,
     MessageEvent,
-    MessageWithPayloadEvent,
     QueueCreatedEvent,
 )
 from pgmq_runtime.install_check import check_and_log_async
 from pgmq_runtime.listener import PgmqNotifyListener
+from pgmq_runtime.messages import ClaimedMessage, InFlight, MessageActions
 from pgmq_runtime.queries import QUERIES
-from pgmq_runtime.rechecks import RecheckSchedule
 from pgmq_runtime.stats import ConsumerStats, Counters
 
 if TYPE_CHECKING:
     from pgmq_runtime.metrics import RuntimeMetrics
     from pgmq_runtime.retries import RetryPolicy
 
+__all__ = [
+    "APPLICATION_NAME",
+    "ClaimedMessage",
+    "InFlight",
+    "MessageActions",
+    "PgmqConsumer",
+    "queues_in_namespace",
+]
+
 log = logging.getLogger(__name__)
-
-APPLICATION_NAME = "pgmq-runtime-consumer"
-# Claim a delayed message this long after its visibility time, against clock jitter.
-_DELAY_MARGIN = 0.05
-_SET_VT_NOW = "SELECT msg_id FROM pgmq.set_vt(%s::text, %s::bigint[], 0)"
-
-
-class MessageActions(Protocol):
-    """What a claimed message can do; the consumer (or a test fake) implements it."""
-
-    async def delete(self, queue_name: str, msg_id: int) -> bool: ...
-
-    async def archive(self, queue_name: str, msg_id: int) -> bool: ...
-
-    async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedMessage:
-    """A message this consumer holds until ``vt``; delete or archive it when done."""
-
-    queue_name: str
-    msg_id: int
-    read_ct: int
-    enqueued_at: datetime
-    vt: datetime
-    message: JsonValue
-    headers: JsonValue
-    actions: MessageActions = field(repr=False, compare=False)
-
-    async def delete(self) -> bool:
-        """Delete the message (``pgmq.delete``); False if it was already gone."""
-        return await self.actions.delete(self.queue_name, self.msg_id)
-
-    async def archive(self) -> bool:
-        """Move the message to the queue's archive (``pgmq.archive``); False if gone."""
-        return await self.actions.archive(self.queue_name, self.msg_id)
-
-    async def extend(self, seconds: int) -> datetime | None:
-        """Keep the message ``seconds`` longer; returns the new ``vt``, None if gone."""
-        return await self.actions.extend(self.queue_name, self.msg_id, seconds)
-
-
-@dataclass(slots=True)
-class InFlight:
-    """A message a worker's handler holds: until when it is claimed, and whether it was settled by hand."""
-
-    message: ClaimedMessage
-    vt: datetime
-    settled: bool = False
 
 
 class PgmqConsumer:
@@ -148,8 +102,9 @@ class PgmqConsumer:
     After ``liveness_interval`` idle seconds the claiming connection is checked
     with a cheap query (answer within ``liveness_timeout``), so a connection
     killed while idle is replaced before it is needed. ``database`` replaces
-    how the claiming connection is made (a :class:`pgmq_runtime.db.Connector`,
-    or :class:`pgmq_runtime.testing.FakePgmq`); ``configure`` is awaited on
+    how the consumer's connections are made, the claiming one and the one of
+    acknowledgements (a :class:`pgmq_runtime.db.Connector`, or
+    :class:`pgmq_runtime.testing.FakePgmq`); ``configure`` is awaited on
     each new connection of the default connector. ``metrics`` (a
     :class:`pgmq_runtime.metrics.RuntimeMetrics`) then counts this consumer and
     its listener, and records handler durations and each event's delay.
@@ -205,32 +160,28 @@ class PgmqConsumer:
         # No server-side prepared statements: they break behind transaction poolers.
         self._connector = db.Connector(self.dsn, application_name=APPLICATION_NAME, prepare=False, configure=configure)
         self._database: db.Database = database or self._connector
-        self._session: db.Session | None = None
-        self._last_used = time.monotonic()
-        self.counters = Counters()
-        self._acks = AckBatcher(
-            ControlSession(self._open_control, self._explain, reconnect_timeout), self.counters, on_commit=self._acked
+        self._claims = ClaimConnection(
+            self._database,
+            self.config.schema,
+            sorted(self.queues.values()),
+            durable_claims=durable_claims,
+            keep_trying=lambda deadline: not self._closed and not (self._stopping and deadline is None),
         )
+        self.counters = Counters()
+        control = ControlSession(self._open_control, reconnect_timeout)
+        self._acks = AckBatcher(control, self.counters, on_commit=self._acked)
         self._stopping = False
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         # Messages a worker's handlers hold, by (queue name, msg_id).
         self.in_flight: dict[tuple[str, int], InFlight] = {}
-        self._reconnecting = asyncio.Lock()
-        self._clock_offset = 0.0
         self._ready: deque[ClaimedMessage] = deque()
-        self._pending: dict[str, dict[int, None]] = {}
-        self._payloads: dict[tuple[str, int], tuple[JsonValue, JsonValue]] = {}
-        # Announced ids not yet visible: (when due, id, queue, from a coalesced event).
-        self._delayed: list[tuple[float, int, str, bool]] = []
-        self._catch_up: set[str] = set(self.queues)
-        self._rechecks = RecheckSchedule(self.config.coalesce_ms)
-        self._rechecking: set[str] = set()
+        self._plan = ClaimPlan(self.queues, coalesce_ms=self.config.coalesce_ms, max_pending=max_pending, fifo=fifo)
         self._next_poll = 0.0
         self._closed = False
         self._started = False
         self._from_events = self._from_catch_up = self._catch_up_reads = 0
-        self._gaps = self._reconnects = 0
+        self._gaps = 0
         self._recheck_reads = self._from_rechecks = 0
         self.metrics = metrics
         if metrics is not None:
@@ -256,11 +207,11 @@ class PgmqConsumer:
             return
         self._loop = asyncio.get_running_loop()
         try:
-            self._session = await self._open()
+            session = await self._claims.open()
         except DatabaseError as exc:
             raise ConsumerError(f"cannot connect the consumer: {describe_error(exc)}") from exc
-        if isinstance(self._session, db.PsycopgSession):
-            await check_and_log_async(self._session.conn, self.config, "consumer", pgmq_calls_follow=True)
+        if isinstance(session, db.PsycopgSession):
+            await check_and_log_async(session.conn, self.config, "consumer", pgmq_calls_follow=True)
         log.info("consumer started on %s (%s)", sorted(self.queues.values()), self._mode())
         if self._listener is not None:
             try:
@@ -272,7 +223,7 @@ class PgmqConsumer:
                 await self.close()
                 raise
         # LISTEN first, read second: a message sent in between is seen by both.
-        self._catch_up = set(self.queues)
+        self._plan.read_all()
         self._next_poll = time.monotonic() + self.poll_interval
         self._started = True
 
@@ -298,9 +249,7 @@ class PgmqConsumer:
                 self.metrics.retire(self._listener)
         if self.metrics is not None:
             self.metrics.retire(self)
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._claims.close()
 
     @property
     def stats(self) -> ConsumerStats:
@@ -311,7 +260,7 @@ class PgmqConsumer:
             self._from_catch_up,
             self._catch_up_reads,
             self._gaps,
-            self._reconnects,
+            self._claims.reconnects,
             self._recheck_reads,
             self._from_rechecks,
             deleted=c.deleted,
@@ -398,20 +347,19 @@ class PgmqConsumer:
     def wake(self, queue_name: str | None = None) -> None:
         """Re-read ``queue_name`` (all queues if None) at the next claim."""
         if queue_name is None:
-            self._catch_up = set(self.queues)
+            self._plan.read_all()
         elif (key := queue_name.lower()) in self.queues:
-            self._catch_up.add(key)
+            self._plan.read(key)
         self._poke()
 
     def schedule(self, queue_name: str, msg_id: int, delay: float) -> None:
         """Claim message ``msg_id`` once it is visible again, in ``delay`` seconds (after a retry)."""
-        due = time.monotonic() + delay + _DELAY_MARGIN
-        heapq.heappush(self._delayed, (due, msg_id, queue_name.lower(), False))
+        self._plan.schedule(queue_name.lower(), msg_id, delay, time.monotonic())
         self._poke()
 
     def server_seconds_until(self, moment: datetime) -> float:
         """Seconds from now until ``moment`` on the server's clock (negative if past)."""
-        return (moment - self._server_now()).total_seconds()
+        return (moment - self._claims.server_now()).total_seconds()
 
     @property
     def session(self) -> ControlSession:
@@ -430,7 +378,8 @@ class PgmqConsumer:
             by_queue.setdefault(m.queue_name, []).append(m.msg_id)
         if not by_queue:
             return 0
-        results = await self._acks.session.run([(_SET_VT_NOW, (q, ids)) for q, ids in by_queue.items()])
+        hand_back = QUERIES["hand_back"]
+        results = await self._acks.session.run([(hand_back, {"queue": q, "ids": ids}) for q, ids in by_queue.items()])
         count = sum(len(rows) for rows in results)
         self.counters.handed_back += count
         return count
@@ -479,7 +428,7 @@ class PgmqConsumer:
             if self._ready:
                 return True
             await self._absorb_buffered()
-            self._promote_due()
+            self._plan.promote_due(time.monotonic())
             try:
                 if await self._fill(limit):
                     continue
@@ -489,12 +438,12 @@ class PgmqConsumer:
                 # A claim may have been lost in flight: its message comes back
                 # when its visibility timeout ends, and a catch-up finds it.
                 try:
-                    await self._reconnect(deadline=None, reason=describe_error(exc))
+                    await self._claims.reconnect(deadline=None, reason=describe_error(exc))
                 except ConsumerError:
                     if self._closed or self._stopping:
                         break
                     raise
-                self._catch_up = set(self.queues)
+                self._plan.read_all()
                 continue
             await self._wait()
         return False
@@ -507,24 +456,17 @@ class PgmqConsumer:
 
     async def _wait(self) -> None:
         now = time.monotonic()
-        if now - self._last_used >= self.liveness_interval:
+        if now - self._claims.last_used >= self.liveness_interval:
             await self._check_alive()
             return
         if now >= self._next_poll:
-            self._catch_up = set(self.queues)
+            self._plan.read_all()
             self._next_poll = now + self.poll_interval
             return
-        if due := self._rechecks.due(now):
-            self._catch_up.update(due)
-            self._rechecking.update(due)
+        if self._plan.start_due_rechecks(now):
             return
-        timeout = self._next_poll - now
-        if self._delayed:
-            timeout = min(timeout, max(self._delayed[0][0] - now, 0.0))
-        recheck = self._rechecks.wait(now)
-        if recheck is not None:
-            timeout = min(timeout, recheck)
-        timeout = max(min(timeout, self._last_used + self.liveness_interval - now), 0.0)
+        timeout = self._plan.timeout(now, self._next_poll - now)
+        timeout = max(min(timeout, self._claims.last_used + self.liveness_interval - now), 0.0)
         if self._wakeup.is_set():
             self._wakeup.clear()
             return
@@ -554,7 +496,7 @@ class PgmqConsumer:
             # A gap, or a notification we cannot read, may hide messages.
             log.info("gap (%s): catching up on %s", item.reason, sorted(self.queues.values()))
             self._gaps += 1
-            self._catch_up = set(self.queues)
+            self._plan.read_all()
             return
         if isinstance(item, QueueCreatedEvent):
             return
@@ -566,101 +508,47 @@ class PgmqConsumer:
             return
         if self.fifo:
             # Claiming by id would ignore the groups: read the queue (grouped) instead.
-            self._catch_up.add(key)
+            self._plan.read(key)
             return
-        coalesced = not isinstance(event, MessageWithPayloadEvent) and event.coalesced
-        if coalesced:
-            # Other sends of this window were silent: read the queue until it is quiet.
-            self._wake(key, time.monotonic())
-        server_now = self._server_now()
+        server_now = self._claims.server_now()
         if self.metrics is not None and event.enqueued_at is not None:
             self.metrics.event_delay((server_now - event.enqueued_at).total_seconds())
-        delay = (event.ready_at - server_now).total_seconds()
-        if delay > 0:
-            if len(self._delayed) >= self.max_pending:
-                return  # the slow timer's catch-up finds it once it is visible
-            due = time.monotonic() + delay + _DELAY_MARGIN
-            for msg_id in event.msg_ids:
-                heapq.heappush(self._delayed, (due, msg_id, key, coalesced))
-            return
-        pending = self._pending.setdefault(key, {})
-        if len(pending) + len(event.msg_ids) > self.max_pending:
-            # Announced faster than consumed: forget the ids and read the queue instead.
+        if self._plan.note(key, event, server_now, time.monotonic()):
             log.info("%s: over %d announced ids pending; falling back to reading the queue", key, self.max_pending)
-            pending.clear()
-            self._payloads = {k: v for k, v in self._payloads.items() if k[0] != key}
-            self._catch_up.add(key)
-            return
-        for msg_id in event.msg_ids:
-            pending[msg_id] = None
-        if isinstance(event, MessageWithPayloadEvent):
-            self._payloads[(key, event.msg_id)] = (event.message, event.headers)
-
-    def _wake(self, key: str, now: float) -> None:
-        """Re-read queue ``key`` until it is quiet, from ``now`` (a coalesced event, or its ``ready_at``)."""
-        self._rechecks.woken(key, now)
-        self._catch_up.add(key)
-        self._rechecking.add(key)
-
-    def _promote_due(self) -> None:
-        now = time.monotonic()
-        while self._delayed and self._delayed[0][0] <= now:
-            _, msg_id, key, coalesced = heapq.heappop(self._delayed)
-            self._pending.setdefault(key, {})[msg_id] = None
-            if coalesced:
-                # Silent sends of that window with the same delay become visible now too.
-                self._wake(key, now)
-
-    def _server_now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + self._clock_offset, UTC)
 
     # -- claiming ----------------------------------------------------------
 
     async def _fill(self, limit: int) -> bool:
         """Claim one batch of at most ``limit``: announced ids first, else a catch-up read. False if idle."""
         size = max(min(limit, self.batch_size), 1)
-        for key, pending in self._pending.items():
-            if pending and self.fifo:
-                # Due retries and delayed ids in FIFO mode: a grouped read finds them.
-                pending.clear()
-                self._catch_up.add(key)
-            elif pending:
-                ids = list(itertools.islice(pending, size))
-                for msg_id in ids:
-                    del pending[msg_id]
-                got = await self._claim_ids(key, ids)
-                self._from_events += len(got)
-                self._ready.extend(got)
-                return True
-        if self._catch_up:
-            key = min(self._catch_up)
-            read = "read_grouped_head" if self.fifo else "read"
-            rows = await self._rows(read, {"queue": self.queues[key], "vt": self.visibility_timeout, "qty": size})
-            # Fewer rows than asked for may only mean that other consumers hold the rest
-            # (SKIP LOCKED): the queue is caught up once a read finds nothing.
-            if not rows:
-                self._catch_up.discard(key)
-            if key in self._rechecking:
-                self._rechecking.discard(key)
-                self._recheck_reads += 1
-                self._from_rechecks += len(rows)
-                if rows:
-                    self._rechecks.found(key, time.monotonic())
-            self._catch_up_reads += 1
-            self._from_catch_up += len(rows)
-            self._ready.extend(self._message(key, row) for row in rows)
+        plan = self._plan
+        if (announced := plan.take_ids(size)) is not None:
+            key, ids = announced
+            got = await self._claim_ids(key, ids)
+            self._from_events += len(got)
+            self._ready.extend(got)
             return True
-        return False
+        queue = plan.next_read()
+        if queue is None:
+            return False
+        read = "read_grouped_head" if self.fifo else "read"
+        rows = await self._claims.rows(read, {"queue": self.queues[queue], "vt": self.visibility_timeout, "qty": size})
+        if plan.read_done(queue, len(rows), time.monotonic()):
+            self._recheck_reads += 1
+            self._from_rechecks += len(rows)
+        self._catch_up_reads += 1
+        self._from_catch_up += len(rows)
+        self._ready.extend(self._message(queue, row) for row in rows)
+        return True
 
     async def _claim_ids(self, key: str, ids: list[int]) -> list[ClaimedMessage]:
-        cached = [self._payloads.pop((key, i), None) for i in ids]
         args = {"queue": self.queues[key], "ids": ids, "vt": self.visibility_timeout}
-        if all(c is not None for c in cached):
+        bodies = self._plan.take_bodies(key, ids)
+        if bodies is not None:
             # Every message came in its event: claim without fetching the bodies again.
-            bodies = dict(zip(ids, cached, strict=True))
-            rows = await self._rows("claim_ids_without_body", args)
+            rows = await self._claims.rows("claim_ids_without_body", args)
             return [self._message(key, row, bodies[row["msg_id"]]) for row in rows]
-        return [self._message(key, row) for row in await self._rows("claim_ids", args)]
+        return [self._message(key, row) for row in await self._claims.rows("claim_ids", args)]
 
     def _message(self, key: str, row: db.Row, body: tuple[JsonValue, JsonValue] | None = None) -> ClaimedMessage:
         message, headers = body if body is not None else (row["message"], row["headers"])
@@ -687,7 +575,8 @@ class PgmqConsumer:
 
     async def extend(self, queue_name: str, msg_id: int, seconds: int) -> datetime | None:
         """Push a message's visibility timeout ``seconds`` further out."""
-        value = await self._scalar("extend_vt", "vt", {"queue": queue_name, "msg_id": msg_id, "seconds": seconds})
+        params = {"queue": queue_name, "msg_id": msg_id, "seconds": seconds}
+        value = await self._claims.scalar("extend_vt", "vt", params, self.reconnect_timeout)
         if not isinstance(value, datetime):
             return None
         hold = self.in_flight.get((queue_name, msg_id))
@@ -695,117 +584,13 @@ class PgmqConsumer:
             hold.vt = max(hold.vt, value)
         return value
 
-    async def _scalar(self, name: str, column: str, params: dict[str, Any]) -> Any:
-        # Extend is safe to repeat: retry once after a reconnect.
-        for attempt in (1, 2):
-            try:
-                rows = await self._rows(name, params)
-                return rows[0][column] if rows else None
-            except ConnectionLostError as exc:
-                if attempt == 2:
-                    raise ConsumerError(f"message {params['msg_id']} of {params['queue']}: {exc}") from exc
-                await self._reconnect(deadline=time.monotonic() + self.reconnect_timeout, reason=describe_error(exc))
-        return None
-
     # -- connection --------------------------------------------------------
 
-    async def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[db.Row]:
-        """Run catalogued query ``name``; ConnectionLostError (to reconnect on) or ConsumerError."""
-        session = self._session
-        if session is None or session.closed:
-            raise ConnectionLostError("the consumer's connection is closed")
-        try:
-            rows = await session.fetch(QUERIES[name], params)
-        except ConnectionLostError:
-            raise
-        except DatabaseError as exc:
-            raise ConsumerError(str(exc)) from exc
-        self._last_used = time.monotonic()
-        return rows
-
-    def _explain(self, exc: psycopg.Error) -> str:
-        """The one line for a database error of the control connection (see :func:`pgmq_runtime.db.translate`)."""
-        return str(db.translate(exc, schema=self.config.schema, queues=sorted(self.queues.values())))
-
     async def _check_alive(self) -> None:
-        """A cheap query on the idle connection; a dead one is replaced now, not at the next claim."""
-        self._last_used = time.monotonic()
-        try:
-            await asyncio.wait_for(self._rows("ping"), self.liveness_timeout)
-        except (ConnectionLostError, TimeoutError) as exc:
-            if self._closed or self._stopping:
-                return
-            reason = describe_error(exc) if isinstance(exc, ConnectionLostError) else "liveness query timed out"
-            await self._reconnect(deadline=None, reason=f"idle check: {reason}")
-            self._catch_up = set(self.queues)
+        if await self._claims.check_alive(self.liveness_timeout):
+            self._plan.read_all()
 
-    async def _open(self) -> db.Session:
-        session = await self._database.session(APPLICATION_NAME, self.config.schema, sorted(self.queues.values()))
-        try:
-            if not self.durable_claims:
-                # A claim lost in a crash only makes its message visible again: no need to wait for the disk.
-                await session.fetch(QUERIES["claims_without_flush"])
-            before = time.time()
-            rows = await session.fetch(QUERIES["server_clock"])
-            after = time.time()
-        except BaseException:
-            await session.close()
-            raise
-        if rows:
-            self._clock_offset = float(rows[0]["epoch"]) - (before + after) / 2
-        self._last_used = time.monotonic()
-        return session
-
-    async def _open_control(self) -> psycopg.AsyncConnection[Any]:
-        return await self._connector.connect()
-
-    async def _reconnect(self, deadline: float | None, reason: str) -> None:
-        broken = self._session
-        async with self._reconnecting:
-            if self._session is not broken and self._session is not None and not self._session.closed:
-                return  # another task reconnected while we waited
-            log.warning("consumer connection lost (%s); reconnecting", reason)
-            if broken is not None:
-                await broken.close()
-            self._session = None
-            attempt = 0
-            started = time.monotonic()
-            while not self._closed and not (self._stopping and deadline is None):
-                attempt += 1
-                try:
-                    self._session = await self._open()
-                    self._reconnects += 1
-                    log.warning(
-                        "consumer reconnected after %.1f s and %d attempt(s) (was: %s)",
-                        time.monotonic() - started,
-                        attempt,
-                        reason,
-                    )
-                    return
-                except ConnectionLostError as exc:
-                    if deadline is not None and time.monotonic() > deadline:
-                        raise ConsumerError(f"cannot reconnect the consumer: {exc}") from exc
-                await asyncio.sleep(db.backoff_delay(attempt, 0.1, 5.0))
-            raise ConsumerError("the consumer is closed")
-
-
-async def queues_in_namespace(dsn: str, config: PgmqNotifyConfig, namespace: str) -> list[str]:
-    """The existing queues whose name maps to ``namespace`` under ``config``'s pattern.
-
-    Raises :class:`ConsumerError` with one line: server unreachable, PGMQ not
-    installed, ... (its cause is the typed error of :mod:`pgmq_runtime.db`).
-    """
-    try:
-        session = await db.Connector(dsn, application_name=APPLICATION_NAME).session(APPLICATION_NAME, config.schema)
-        try:
-            rows = await session.fetch(QUERIES["queue_names"])
-        finally:
-            await session.close()
-    except PgmqNotInstalledError as exc:
-        raise ConsumerError("PGMQ is not installed in this database (no table pgmq.meta)") from exc
-    except DatabaseError as exc:
-        # The driver's own words say best why a connection failed ("Connection refused", a wrong password).
-        cause = exc.__cause__ if isinstance(exc, ConnectionLostError) and exc.__cause__ is not None else exc
-        raise ConsumerError(f"cannot list the queues: {describe_error(cause)}") from exc
-    names = [str(row["queue_name"]) for row in rows]
-    return [name for name in names if config.extract_namespace(name) == namespace]
+    async def _open_control(self) -> db.Session:
+        # The same layer as claims (a real connection, or the fake), without claims_without_flush:
+        # acknowledgements wait for the disk.
+        return await self._database.session(APPLICATION_NAME, self.config.schema, sorted(self.queues.values()))

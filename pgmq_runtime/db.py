@@ -49,6 +49,8 @@ Row = dict[str, Any]
 Connection = psycopg.AsyncConnection[DictRow]
 Configure = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
 Params = Mapping[str, Any] | None
+# One catalogued query with its parameters, as Session.fetch_many runs them.
+Step = tuple[Query, Params]
 
 # Errors that mean "the connection is gone or cannot be made", not "the statement is wrong".
 _LOST = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
@@ -239,6 +241,10 @@ class Session(Protocol):
 
     async def fetch(self, query: Query, params: Params = None, *, queue: str | None = None) -> list[Row]: ...
 
+    async def fetch_many(self, steps: Sequence[Step]) -> list[list[Row]]:
+        """Run ``steps`` in one transaction (one step alone: as a statement of its own); the rows of each."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -338,6 +344,13 @@ class PsycopgSession:
 
     async def fetch(self, query: Query, params: Params = None, *, queue: str | None = None) -> list[Row]:
         return await run(self.conn, query, params, schema=self.schema, queue=queue, queues=self.queues)
+
+    async def fetch_many(self, steps: Sequence[Step]) -> list[list[Row]]:
+        if len(steps) == 1:
+            return [await self.fetch(*steps[0])]
+        with translating(schema=self.schema, queues=self.queues):
+            async with self.conn.transaction():
+                return [await self.fetch(query, params) for query, params in steps]
 
     async def close(self) -> None:
         await close_quietly(self.conn)

@@ -31,18 +31,22 @@ logs each problem once per process at ERROR.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from pgmq_codegen import __version__ as GENERATOR_VERSION
+from pgmq_runtime import object_names as on
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import describe_error
 
 logger = logging.getLogger(__name__)
+
+# A catalogue row, read by column name.
+Row = dict[str, Any]
 
 ProblemKind = Literal[
     "pgmq_missing",
@@ -58,21 +62,20 @@ ProblemKind = Literal[
 #: generated SQL stops notifying above its own limit (0.5), so sends never fail.
 NOTIFY_QUEUE_REPORT_AT = 0.25
 
-# The names pgmq_codegen.objects gives these objects (a unit test keeps them equal).
-_MARKER_RE = re.compile(r"\Apgmq-codegen (\S+) fingerprint=(\S+)\Z")
-_TRIGGER_FUNCTIONS = ("on_message_insert_v1",)
-_WRAPPER_FUNCTIONS = ("send_with_notify",)
-_ALWAYS_FUNCTIONS = ("extract_namespace_v1", "namespace_channel_v1", "on_queue_created_v1", "read_specific_batch_v1")
+# The functions whose absence the check reports, by mode; names from pgmq_runtime.object_names.
+_TRIGGER_FUNCTIONS = (on.ON_MESSAGE_INSERT,)
+_WRAPPER_FUNCTIONS = (on.SEND_WITH_NOTIFY,)
+_ALWAYS_FUNCTIONS = (on.EXTRACT_NAMESPACE, on.NAMESPACE_CHANNEL, on.ON_QUEUE_CREATED, on.READ_SPECIFIC_BATCH)
 
 
 def meta_trigger_names(config: PgmqNotifyConfig) -> tuple[str, str]:
     """Names of our two triggers on ``pgmq.meta`` (queue created, queue dropped)."""
-    return (f"{config.schema}_on_queue_created_v1", f"{config.schema}_on_queue_dropped_v1")
+    return (on.meta_trigger_name(config), on.meta_drop_trigger_name(config))
 
 
 def message_trigger_name(config: PgmqNotifyConfig) -> str:
     """Name of our trigger on each queue table."""
-    return f"{config.schema}_on_insert_v1"
+    return on.message_trigger_name(config)
 
 
 @dataclass(frozen=True)
@@ -166,27 +169,29 @@ class InstallReport:
 
 
 _OVERVIEW = """
-SELECT pg_catalog.to_regclass('pgmq.meta') IS NOT NULL,
-       EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgmq'),
-       pg_catalog.obj_description(pg_catalog.to_regnamespace(%(schema)s), 'pg_namespace'),
+SELECT pg_catalog.to_regclass('pgmq.meta') IS NOT NULL AS has_pgmq,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgmq') AS is_extension,
+       pg_catalog.obj_description(pg_catalog.to_regnamespace(%(schema)s), 'pg_namespace') AS schema_comment,
        ARRAY(SELECT p.proname::text || '=' || coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '')
-             FROM pg_catalog.pg_proc AS p WHERE p.pronamespace = pg_catalog.to_regnamespace(%(schema)s)),
+             FROM pg_catalog.pg_proc AS p WHERE p.pronamespace = pg_catalog.to_regnamespace(%(schema)s))
+         AS functions,
        ARRAY(SELECT t.tgname::text FROM pg_catalog.pg_trigger AS t
-             WHERE t.tgrelid = pg_catalog.to_regclass('pgmq.meta') AND t.tgenabled <> 'D'),
+             WHERE t.tgrelid = pg_catalog.to_regclass('pgmq.meta') AND t.tgenabled <> 'D') AS meta_triggers,
        ARRAY(SELECT n.nspname::text FROM pg_catalog.pg_namespace AS n
              WHERE n.nspname <> %(schema)s
                AND pg_catalog.obj_description(n.oid, 'pg_namespace') LIKE 'pgmq-codegen %%'
-             ORDER BY 1),
+             ORDER BY 1) AS other_schemas,
        CASE WHEN pg_catalog.to_regclass('pgmq.meta') IS NULL THEN false
-            ELSE pg_catalog.has_table_privilege('pgmq.meta', 'SELECT') END,
-       pg_catalog.pg_notification_queue_usage()
+            ELSE pg_catalog.has_table_privilege('pgmq.meta', 'SELECT') END AS can_read_meta,
+       pg_catalog.pg_notification_queue_usage() AS notify_queue_usage
 """
 
 # Sessions other than ours with an open transaction, oldest first. PostgreSQL does
 # not show which sessions LISTEN; one of these is holding the queue back.
 _HOLDERS = """
-SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(a.state, 'unknown'),
-       extract(epoch FROM pg_catalog.clock_timestamp() - a.xact_start)::float8
+SELECT a.pid, coalesce(a.usename::text, '') AS username, coalesce(a.application_name, '') AS application,
+       coalesce(a.state, 'unknown') AS state,
+       extract(epoch FROM pg_catalog.clock_timestamp() - a.xact_start)::float8 AS transaction_seconds
 FROM pg_catalog.pg_stat_activity AS a
 WHERE a.backend_type = 'client backend' AND a.xact_start IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid()
 ORDER BY a.xact_start
@@ -194,7 +199,7 @@ LIMIT 3
 """
 
 _UNTRIGGERED = """
-SELECT m.queue_name::text
+SELECT m.queue_name::text AS queue_name
 FROM pgmq.meta AS m
 WHERE NOT EXISTS (
     SELECT 1 FROM pg_catalog.pg_trigger AS t
@@ -215,16 +220,16 @@ def check_install(conn_or_dsn: psycopg.Connection[Any] | str, config: PgmqNotify
     # session holds back the notification queue).
     began = not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     try:
-        with conn.cursor() as cur:
+        with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(sql.SQL(_OVERVIEW), {"schema": config.schema})
             overview = cur.fetchone()
             assert overview is not None
             untriggered: list[str] = []
             if _wants_untriggered(config, overview):
                 cur.execute(sql.SQL(_UNTRIGGERED), {"trigger": message_trigger_name(config)})
-                untriggered = [str(row[0]) for row in cur.fetchall()]
-            holders: list[tuple[Any, ...]] = []
-            if float(overview[7]) >= NOTIFY_QUEUE_REPORT_AT:
+                untriggered = [str(row["queue_name"]) for row in cur.fetchall()]
+            holders: list[Row] = []
+            if float(overview["notify_queue_usage"]) >= NOTIFY_QUEUE_REPORT_AT:
                 cur.execute(sql.SQL(_HOLDERS))
                 holders = cur.fetchall()
     finally:
@@ -237,16 +242,16 @@ async def check_install_async(conn: psycopg.AsyncConnection[Any], config: PgmqNo
     """:func:`check_install` on an async connection."""
     began = not conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     try:
-        async with conn.cursor() as cur:
+        async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(sql.SQL(_OVERVIEW), {"schema": config.schema})
             overview = await cur.fetchone()
             assert overview is not None
             untriggered: list[str] = []
             if _wants_untriggered(config, overview):
                 await cur.execute(sql.SQL(_UNTRIGGERED), {"trigger": message_trigger_name(config)})
-                untriggered = [str(row[0]) for row in await cur.fetchall()]
-            holders: list[tuple[Any, ...]] = []
-            if float(overview[7]) >= NOTIFY_QUEUE_REPORT_AT:
+                untriggered = [str(row["queue_name"]) for row in await cur.fetchall()]
+            holders: list[Row] = []
+            if float(overview["notify_queue_usage"]) >= NOTIFY_QUEUE_REPORT_AT:
                 await cur.execute(sql.SQL(_HOLDERS))
                 holders = await cur.fetchall()
     finally:
@@ -257,21 +262,25 @@ async def check_install_async(conn: psycopg.AsyncConnection[Any], config: PgmqNo
 
 def notify_queue_state(conn: psycopg.Connection[Any]) -> NotifyQueueState:
     """Usage of the notification queue and, when it is filling, the oldest open transactions."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_catalog.pg_notification_queue_usage()")
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SELECT pg_catalog.pg_notification_queue_usage() AS usage")
         row = cur.fetchone()
-        usage = float(row[0]) if row else 0.0
-        rows: list[tuple[Any, ...]] = []
+        usage = float(row["usage"]) if row else 0.0
+        rows: list[Row] = []
         if usage >= NOTIFY_QUEUE_REPORT_AT:
             cur.execute(sql.SQL(_HOLDERS))
             rows = cur.fetchall()
     return _queue_state(usage, rows)
 
 
-def _queue_state(usage: float, rows: list[tuple[Any, ...]]) -> NotifyQueueState:
-    return NotifyQueueState(
-        usage, tuple(QueueHolder(int(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4])) for r in rows)
+def _queue_state(usage: float, rows: list[Row]) -> NotifyQueueState:
+    holders = (
+        QueueHolder(
+            int(r["pid"]), str(r["username"]), str(r["application"]), str(r["state"]), float(r["transaction_seconds"])
+        )
+        for r in rows
     )
+    return NotifyQueueState(usage, tuple(holders))
 
 
 _logged: set[tuple[str, str, str]] = set()
@@ -319,25 +328,26 @@ def _where(info: psycopg.ConnectionInfo) -> str:
     return f'database "{info.dbname}" on {info.host}:{info.port}'
 
 
-def _wants_untriggered(config: PgmqNotifyConfig, overview: tuple[Any, ...]) -> bool:
-    has_pgmq, can_read_meta = bool(overview[0]), bool(overview[6])
+def _wants_untriggered(config: PgmqNotifyConfig, overview: Row) -> bool:
+    has_pgmq, can_read_meta = bool(overview["has_pgmq"]), bool(overview["can_read_meta"])
     return has_pgmq and can_read_meta and config.mode in ("trigger", "both")
 
 
 def _report(
     config: PgmqNotifyConfig,
-    overview: tuple[Any, ...],
+    overview: Row,
     untriggered: list[str],
-    holder_rows: list[tuple[Any, ...]],
+    holder_rows: list[Row],
     database: str,
 ) -> InstallReport:
-    has_pgmq, is_extension, schema_comment = bool(overview[0]), bool(overview[1]), overview[2]
-    functions = dict(str(item).split("=", 1) for item in overview[3] or [])
-    meta_triggers, other_schemas = set(overview[4] or []), list(overview[5] or [])
+    has_pgmq, is_extension = bool(overview["has_pgmq"]), bool(overview["is_extension"])
+    schema_comment = overview["schema_comment"]
+    functions = dict(str(item).split("=", 1) for item in overview["functions"] or [])
+    meta_triggers, other_schemas = set(overview["meta_triggers"] or []), list(overview["other_schemas"] or [])
     problems = _problems(
         config, has_pgmq, is_extension, schema_comment, functions, meta_triggers, other_schemas, untriggered
     )
-    queue = _queue_state(float(overview[7]), holder_rows)
+    queue = _queue_state(float(overview["notify_queue_usage"]), holder_rows)
     if queue.usage >= NOTIFY_QUEUE_REPORT_AT:
         problems.append(
             InstallProblem(
@@ -367,9 +377,9 @@ def _problems(
         return [InstallProblem("not_installed", f"no notification SQL in schema {config.schema}{elsewhere}")]
     problems: list[InstallProblem] = []
     fingerprint = config.fingerprint()
-    installed = _MARKER_RE.match(str(schema_comment))
-    if installed is None or installed.group(2) != fingerprint:
-        found = installed.group(2) if installed else "none"
+    installed = on.parse_marker(str(schema_comment))
+    if installed is None or installed.fingerprint != fingerprint:
+        found = installed.fingerprint if installed else "none"
         modes = _installed_mode(functions)
         why = f"installed for mode {modes!r}, this config has mode {config.mode!r}" if modes != config.mode else ""
         problems.append(
@@ -385,8 +395,8 @@ def _problems(
         needed += _WRAPPER_FUNCTIONS if config.mode != "trigger" else ()
         missing = [name for name in needed if name not in functions]
         stale = [f"functions missing: {', '.join(missing)}"] if missing else []
-        if installed.group(1) != GENERATOR_VERSION:
-            stale.append(f"made by pgmq-codegen {installed.group(1)}, this is {GENERATOR_VERSION}")
+        if installed.version != GENERATOR_VERSION:
+            stale.append(f"made by pgmq-codegen {installed.version}, this is {GENERATOR_VERSION}")
         if stale:
             problems.append(InstallProblem("stale", "; ".join(stale)))
     gone = [name for name in meta_trigger_names(config) if name not in meta_triggers]
@@ -411,6 +421,6 @@ def _problems(
 
 
 def _installed_mode(functions: dict[str, str]) -> str:
-    trigger = "on_message_insert_v1" in functions
-    wrapper = "send_with_notify" in functions
+    trigger = on.ON_MESSAGE_INSERT in functions
+    wrapper = on.SEND_WITH_NOTIFY in functions
     return "both" if trigger and wrapper else "wrapper" if wrapper else "trigger"

@@ -91,6 +91,24 @@ QUERIES: dict[str, Query] = {
             "set_vt",
             f"SELECT {_MESSAGE} FROM pgmq.set_vt(%(queue)s::text, %(ids)s::bigint[], %(vt)s::integer)",
         ),
+        # -- the worker: hand-backs, heartbeats, retries, giving up (consumer's control connection)
+        Query("hand_back", "SELECT msg_id FROM pgmq.set_vt(%(queue)s::text, %(ids)s::bigint[], 0)"),
+        Query("extend_many", "SELECT msg_id, vt FROM pgmq.set_vt(%(queue)s::text, %(ids)s::bigint[], %(vt)s::integer)"),
+        Query(
+            # Visible again after a backoff of %(delay)s seconds (fractions allowed).
+            "retry_later",
+            "SELECT msg_id FROM pgmq.set_vt(%(queue)s::text, %(msg_id)s::bigint, "
+            "clock_timestamp() + make_interval(secs => %(delay)s))",
+        ),
+        Query(
+            # Delete from the queue and send to the dead-letter queue in one statement: no copy if it was gone.
+            "dead_letter",
+            "WITH gone AS MATERIALIZED (SELECT pgmq.delete(%(queue)s::text, %(msg_id)s::bigint) AS deleted) "
+            "SELECT pgmq.send(%(target)s::text, %(message)s::jsonb, %(headers)s::jsonb) AS msg_id "
+            "FROM gone WHERE gone.deleted",
+        ),
+        Query("pgmq_installed", "SELECT to_regclass('pgmq.meta') IS NOT NULL AS installed"),
+        Query("queue_exists", "SELECT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = %(queue)s) AS present"),
         # -- sending (client) ----------------------------------------------
         Query(
             "send",

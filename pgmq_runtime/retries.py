@@ -22,17 +22,14 @@ from psycopg.types.json import Jsonb
 from pgmq_runtime.acks import Statement
 from pgmq_runtime.events import JsonValue
 from pgmq_runtime.listener import backoff_delay
+from pgmq_runtime.queries import QUERIES
 
 DEAD_LETTER_HEADER = "x-pgmq-dead-letter"
-# Give a message back: visible again after a backoff of %s seconds (fractions allowed).
-RETRY_LATER = "SELECT msg_id FROM pgmq.set_vt(%s::text, %s::bigint, clock_timestamp() + make_interval(secs => %s))"
-GIVE_UP_ARCHIVE = "SELECT pgmq.archive(%s::text, %s::bigint)"
-# Delete from the queue and send to the dead-letter queue in one statement: no copy if it was gone.
-DEAD_LETTER = (
-    "WITH gone AS MATERIALIZED (SELECT pgmq.delete(%s::text, %s::bigint) AS deleted) "
-    "SELECT pgmq.send(%s::text, %s::jsonb, %s::jsonb) FROM gone WHERE gone.deleted"
-)
-QUEUE_EXISTS = "SELECT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = %s)"
+# The catalogued statements (pgmq_runtime.queries) a retry or a give-up sends.
+RETRY_LATER = QUERIES["retry_later"]
+GIVE_UP_ARCHIVE = QUERIES["archive"]
+DEAD_LETTER = QUERIES["dead_letter"]
+QUEUE_EXISTS = QUERIES["queue_exists"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +66,21 @@ class RetryPolicy:
 
     def retry_statements(self, queue_name: str, msg_id: int, delay: float) -> list[Statement]:
         """Give the message back, visible again in ``delay`` seconds."""
-        return [(RETRY_LATER, (queue_name, msg_id, delay))]
+        return [(RETRY_LATER, {"queue": queue_name, "msg_id": msg_id, "delay": delay})]
 
     def give_up_statements(
         self, queue_name: str, msg_id: int, read_ct: int, message: JsonValue, headers: JsonValue, error: str
     ) -> list[Statement]:
         """Archive the message, or move it to the dead-letter queue (one statement, one transaction)."""
         if self.dead_letter_queue is None:
-            return [(GIVE_UP_ARCHIVE, (queue_name, msg_id))]
+            return [(GIVE_UP_ARCHIVE, {"queue": queue_name, "msg_id": msg_id})]
         base: dict[str, Any] = dict(headers) if isinstance(headers, dict) else {}
         base[DEAD_LETTER_HEADER] = {"queue": queue_name, "msg_id": msg_id, "read_ct": read_ct, "error": error}
-        return [(DEAD_LETTER, (queue_name, msg_id, self.dead_letter_queue, Jsonb(message), Jsonb(base)))]
+        params = {
+            "queue": queue_name,
+            "msg_id": msg_id,
+            "target": self.dead_letter_queue,
+            "message": Jsonb(message),
+            "headers": Jsonb(base),
+        }
+        return [(DEAD_LETTER, params)]

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -46,7 +45,7 @@ from typing import Any
 
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.consumer import ClaimedMessage, PgmqConsumer
-from pgmq_runtime.db import Params, Row
+from pgmq_runtime.db import Params, Row, Step
 from pgmq_runtime.errors import DatabaseError, QueueNotFoundError
 from pgmq_runtime.events import JsonValue, ListenerItem, ListenerReconnected, parse_event
 from pgmq_runtime.listener import ListenerStats, SelfCheckResult, validate_channel
@@ -240,6 +239,16 @@ class FakePgmq:
             raise DatabaseError(f"FakePgmq does not implement query {query.name!r}")
         self.queries.append(query.name)
         return handler(self, dict(params or {}))
+
+    async def fetch_many(self, steps: Sequence[Step]) -> list[list[Row]]:
+        """:class:`pgmq_runtime.db.Session`: answer several queries with nothing in between.
+
+        Unlike a transaction, a step that fails does not take back the steps before it.
+        """
+        for query, _ in steps:
+            if query.name not in HANDLERS:
+                raise DatabaseError(f"FakePgmq does not implement query {query.name!r}")
+        return [await self.fetch(query, params) for query, params in steps]
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakePgmq]:
@@ -454,6 +463,5 @@ class FakeConsumer:
         if not any(self.fake.queue(name).visible(now) for name in self.queues):
             await self.consumer.close()
             raise StopAsyncIteration
-        # The consumer's acknowledgements run on its own psycopg connection (pgmq_runtime.acks), outside
-        # the layer this fake replaces: the message's delete/archive/extend act on the fake directly.
-        return dataclasses.replace(await self.consumer.__anext__(), actions=self.fake)
+        # delete/archive/extend go through the consumer's own acknowledgement path, on this fake.
+        return await self.consumer.__anext__()

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from psycopg.types.json import Jsonb
+
 from pgmq_codegen import __version__ as GENERATOR_VERSION
 from pgmq_runtime import object_names
 from pgmq_runtime.db import Row
@@ -97,6 +99,40 @@ def _set_vt(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
     for m in found:
         m.vt = now + timedelta(seconds=p["vt"])
     return [_row(queue, m) for m in found]
+
+
+def _set_vt_at(fake: FakePgmq, p: dict[str, Any], vt: datetime, columns: tuple[str, ...]) -> list[Row]:
+    queue = fake._existing(p["queue"])
+    found = [queue.messages[i] for i in (p["ids"] if "ids" in p else [p["msg_id"]]) if i in queue.messages]
+    for m in found:
+        m.vt = vt
+    return [{k: v for k, v in _row(queue, m).items() if k in columns} for m in found]
+
+
+def _hand_back(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    return _set_vt_at(fake, p, datetime.now(UTC), ("msg_id",))
+
+
+def _extend_many(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    return _set_vt_at(fake, p, datetime.now(UTC) + timedelta(seconds=p["vt"]), ("msg_id", "vt"))
+
+
+def _retry_later(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    return _set_vt_at(fake, p, datetime.now(UTC) + timedelta(seconds=p["delay"]), ("msg_id",))
+
+
+def _json_param(value: Any) -> Any:
+    """A jsonb parameter: a psycopg ``Jsonb`` wrapper, JSON text, or None."""
+    if value is None or isinstance(value, Jsonb):
+        return None if value is None else value.obj
+    return json.loads(value)
+
+
+def _dead_letter(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
+    target = fake._existing(p["target"])
+    if not _remove(fake, p, archive=False):
+        return []
+    return [{"msg_id": fake.send(target.name, _json_param(p["message"]), _json_param(p["headers"]))}]
 
 
 def _extend_vt(fake: FakePgmq, p: dict[str, Any]) -> list[Row]:
@@ -214,6 +250,12 @@ HANDLERS: dict[str, Callable[[FakePgmq, dict[str, Any]], list[Row]]] = {
     "archive_many": lambda fake, p: [{"msg_id": i} for i in _remove(fake, p, archive=True)],
     "set_vt": _set_vt,
     "extend_vt": _extend_vt,
+    "hand_back": _hand_back,
+    "extend_many": _extend_many,
+    "retry_later": _retry_later,
+    "dead_letter": _dead_letter,
+    "pgmq_installed": lambda fake, p: [{"installed": True}],
+    "queue_exists": lambda fake, p: [{"present": p["queue"].lower() in fake.queues}],
     "send": _send,
     "send_with_notify": _send_with_notify,
     "send_batch": _send_batch,

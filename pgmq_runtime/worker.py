@@ -38,13 +38,15 @@ from typing import Any
 
 from pgmq_runtime.consumer import ClaimedMessage, InFlight, PgmqConsumer
 from pgmq_runtime.errors import ConsumerError, describe_error
-from pgmq_runtime.retries import QUEUE_EXISTS, RetryPolicy
+from pgmq_runtime.queries import QUERIES
+from pgmq_runtime.retries import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[ClaimedMessage], Awaitable[object]] | Callable[[ClaimedMessage], object]
-PGMQ_INSTALLED = "SELECT to_regclass('pgmq.meta') IS NOT NULL"
-EXTEND_MANY = "SELECT msg_id, vt FROM pgmq.set_vt(%s::text, %s::bigint[], %s::integer)"
+PGMQ_INSTALLED = QUERIES["pgmq_installed"]
+EXTEND_MANY = QUERIES["extend_many"]
+QUEUE_EXISTS = QUERIES["queue_exists"]
 # Acknowledgements queued but not committed before claims wait for them, per slot.
 _ACKS_PER_SLOT = 8
 
@@ -74,16 +76,16 @@ async def run(
 
 async def check_queues(consumer: PgmqConsumer, retry: RetryPolicy | None = None) -> None:
     """Fail early, in one line, on a database without PGMQ or a queue (or dead-letter queue) that does not exist."""
-    rows = await consumer.session.run([(PGMQ_INSTALLED, ())])
-    if not rows[0][0][0]:
+    [rows] = await consumer.session.run([(PGMQ_INSTALLED, None)])
+    if not rows[0]["installed"]:
         raise ConsumerError("PGMQ is not installed in this database (no table pgmq.meta)")
     dead_letter_queue = retry.dead_letter_queue if retry is not None else None
     wanted = [*consumer.queues.values()]
     if dead_letter_queue is not None:
         wanted.append(dead_letter_queue)
     for name in wanted:
-        rows = await consumer.session.run([(QUEUE_EXISTS, (name,))])
-        if not rows[0][0][0]:
+        [rows] = await consumer.session.run([(QUEUE_EXISTS, {"queue": name})])
+        if not rows[0]["present"]:
             what = "dead-letter queue" if name == dead_letter_queue else "queue"
             raise ConsumerError(f"{what} {name!r} does not exist (create it with pgmq.create)")
 
@@ -294,7 +296,8 @@ class _Worker:
             if not due:
                 continue
             statements = [
-                (EXTEND_MANY, (queue, [h.message.msg_id for h in holds], seconds)) for queue, holds in due.items()
+                (EXTEND_MANY, {"queue": queue, "ids": [h.message.msg_id for h in holds], "vt": seconds})
+                for queue, holds in due.items()
             ]
             try:
                 results = await consumer.session.run(statements)
@@ -302,7 +305,7 @@ class _Worker:
                 log.warning("heartbeat failed: %s", describe_error(exc))
                 continue
             for holds, rows in zip(due.values(), results, strict=True):
-                new_vt = {int(row[0]): row[1] for row in rows}
+                new_vt = {int(row["msg_id"]): row["vt"] for row in rows}
                 for hold in holds:
                     if hold.message.msg_id in new_vt:
                         hold.vt = new_vt[hold.message.msg_id]

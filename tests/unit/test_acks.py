@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 
 from pgmq_runtime.acks import DELETE_MANY, AckBatcher, Statement
+from pgmq_runtime.db import Row
 from pgmq_runtime.stats import Counters
 
 
 class FakeSession:
-    """Answers ``pgmq.delete(queue, ids[])`` with the ids, once ``release`` is set (or fails with ``error``)."""
+    """Answers ``delete_many`` with the ids, once ``release`` is set (or fails with ``error``)."""
 
     def __init__(self, error: Exception | None = None) -> None:
         self.calls: list[list[Statement]] = []
@@ -22,12 +22,12 @@ class FakeSession:
         self.release.set()
         self.error = error
 
-    async def run(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+    async def run(self, statements: Sequence[Statement]) -> list[list[Row]]:
         self.calls.append(list(statements))
         await self.release.wait()
         if self.error is not None:
             raise self.error
-        return [[(msg_id,) for msg_id in params[1]] for _query, params in statements]
+        return [[{"msg_id": msg_id} for msg_id in (params or {})["ids"]] for _query, params in statements]
 
 
 def batcher(session: FakeSession) -> AckBatcher:
@@ -50,7 +50,7 @@ async def test_enqueued_acknowledgements_are_outstanding_until_their_batch_commi
     assert acks.outstanding == 0
     assert await by_hand is True
     # One batch, one pgmq.delete(queue, ids[]) with every id.
-    assert session.calls == [[(DELETE_MANY, ("q", [1, 2, 3, 4, 5, 6]))]]
+    assert session.calls == [[(DELETE_MANY, {"queue": "q", "ids": [1, 2, 3, 4, 5, 6]})]]
     assert (acks.counters.deleted, acks.counters.ack_batches) == (6, 1)
     await acks.close()
 

@@ -29,12 +29,14 @@ def test_nonsense_settings_are_refused(kwargs):
 
 
 def test_giving_up_archives_or_dead_letters_in_one_statement():
-    assert RetryPolicy().give_up_statements("q", 7, 5, {"a": 1}, None, "E: x") == [(GIVE_UP_ARCHIVE, ("q", 7))]
+    archive = [(GIVE_UP_ARCHIVE, {"queue": "q", "msg_id": 7})]
+    assert RetryPolicy().give_up_statements("q", 7, 5, {"a": 1}, None, "E: x") == archive
     [(query, params)] = RetryPolicy(dead_letter_queue="dlq").give_up_statements("q", 7, 5, {"a": 1}, {"h": 2}, "E: x")
     assert query == DEAD_LETTER
-    queue, msg_id, target, message, headers = params
-    assert (queue, msg_id, target) == ("q", 7, "dlq")
+    assert params is not None
+    message, headers = params["message"], params["headers"]
+    assert (params["queue"], params["msg_id"], params["target"]) == ("q", 7, "dlq")
     assert isinstance(message, Jsonb) and message.obj == {"a": 1}
     assert isinstance(headers, Jsonb)
     assert headers.obj == {"h": 2, DEAD_LETTER_HEADER: {"queue": "q", "msg_id": 7, "read_ct": 5, "error": "E: x"}}
-    assert RetryPolicy().retry_statements("q", 7, 1.5) == [(RETRY_LATER, ("q", 7, 1.5))]
+    assert RetryPolicy().retry_statements("q", 7, 1.5) == [(RETRY_LATER, {"queue": "q", "msg_id": 7, "delay": 1.5})]
