@@ -24,8 +24,9 @@ stops once nothing visible is left; its messages are real
         await my_handler(item)
 
 Differences from the real thing, on purpose: nothing is lost unless you call
-:meth:`FakeListener.disconnect` (which yields a gap marker), time does not pass
-(``delay_seconds`` only shapes the event and sets ``vt``), :meth:`FakeListener.end`
+:meth:`FakeListener.disconnect` (which yields a gap marker), visibility
+timeouts, delays and retry backoffs run on the real clock (a test that retries
+waits the backoff: give :class:`~pgmq_runtime.retries.RetryPolicy` small ones), :meth:`FakeListener.end`
 lets iteration finish so that tests terminate, a transaction's rollback only
 takes back its sends (not its reads or deletes), and arbitrary SQL
 (``transaction().execute``) is refused.
