@@ -72,15 +72,28 @@ class ClaimPlan:
         pending = self.pending.setdefault(key, {})
         if len(pending) + len(event.msg_ids) > self.max_pending:
             # Announced faster than consumed: forget the ids and read the queue instead.
-            pending.clear()
-            self.payloads = {k: v for k, v in self.payloads.items() if k[0] != key}
-            self.catch_up.add(key)
+            self.read_instead(key)
             return True
         for msg_id in event.msg_ids:
             pending[msg_id] = None
         if isinstance(event, MessageWithPayloadEvent):
             self.payloads[(key, event.msg_id)] = (event.message, event.headers)
         return False
+
+    def read_instead(self, key: str) -> None:
+        """Forget the ids announced for queue ``key`` (and their bodies) and read the queue instead.
+
+        For too many pending ids, and after a claim by id came back short: other
+        consumers heard the same events and took those messages, and claiming the
+        rest by id would race them again id by id, while reads (SKIP LOCKED) give
+        each consumer different messages. Every visible message is still found:
+        the queue is read until a read finds nothing.
+        """
+        pending = self.pending.get(key)
+        if pending:
+            pending.clear()
+        self.payloads = {k: v for k, v in self.payloads.items() if k[0] != key}
+        self.catch_up.add(key)
 
     def wake(self, key: str, now: float) -> None:
         """Re-read queue ``key`` until it is quiet, from ``now`` (a coalesced event, or its ``ready_at``)."""

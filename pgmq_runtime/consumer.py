@@ -525,6 +525,8 @@ class PgmqConsumer:
         if (announced := plan.take_ids(size)) is not None:
             key, ids = announced
             got = await self._claim_ids(key, ids)
+            if len(got) < len(ids):
+                plan.read_instead(key)  # others took some: stop racing them id by id
             self._from_events += len(got)
             self._ready.extend(got)
             return True

@@ -99,6 +99,22 @@ async def test_an_event_payload_never_skips_the_claim(jobs):
     assert message.msg_id == free and message.message == {"who": "us"}
 
 
+async def test_ids_that_other_consumers_took_make_the_consumer_read_the_queue_instead(jobs):
+    """Many workers hear the same event: after a short claim by id, reads (SKIP LOCKED) spread the rest."""
+    dsn, config = jobs
+    async with PgmqConsumer(dsn, "jobs_queue", config, batch_size=5, poll_interval=60) as consumer:
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            # One event announces 20 ids; "another worker" holds the first 10 when it arrives.
+            await conn.execute("SELECT pgmq.send_batch('jobs_queue', array_fill('{}'::jsonb, ARRAY[20]))")
+            await conn.execute("SELECT * FROM pgmq.read('jobs_queue', 60, 10)")
+            await conn.commit()
+        got = [(await next_message(consumer)).msg_id for _ in range(10)]
+        stats = consumer.stats
+    assert sorted(got) == list(range(11, 21))
+    # Claiming ids 1-5 came back empty: the rest were read, not raced for id by id.
+    assert stats.claimed_from_events == 0 and stats.claimed_by_catch_up == 10
+
+
 async def test_a_delayed_message_is_claimed_once_visible_and_not_before(jobs):
     dsn, config = jobs
     # A slow timer far away: only the claim scheduled from the event can find it.
