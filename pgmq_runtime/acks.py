@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from pgmq_runtime import db
+from pgmq_runtime import aio, db
 from pgmq_runtime.errors import ConnectionLostError, ConsumerError, DatabaseError, describe_error
 from pgmq_runtime.queries import QUERIES
 from pgmq_runtime.stats import Counters
@@ -198,9 +198,7 @@ class AckBatcher:
         """Flush, then stop the flusher task."""
         await self.flush()
         if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            await aio.cancel_and_wait(self._flusher)
             self._flusher = None
 
     async def _run(self) -> None:

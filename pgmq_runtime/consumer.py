@@ -34,7 +34,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from pgmq_runtime import db
+from pgmq_runtime import aio, db
 from pgmq_runtime.acks import AckBatcher, ControlSession
 from pgmq_runtime.claim_plan import ClaimPlan
 from pgmq_runtime.config import PgmqNotifyConfig
@@ -483,9 +483,7 @@ class PgmqConsumer:
         finally:
             woken.cancel()
             if not waiting.done():
-                waiting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await waiting
+                await aio.cancel_and_wait(waiting)
         self._wakeup.clear()
         item = waiting.result() if not waiting.cancelled() else None
         if item is not None:

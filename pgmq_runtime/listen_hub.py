@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from pgmq_runtime import db, notify_reader
+from pgmq_runtime import aio, db, notify_reader
 from pgmq_runtime.config import PgmqNotifyConfig
 from pgmq_runtime.errors import ConnectionLostError, describe_error
 from pgmq_runtime.events import InvalidEvent, ListenerReconnected, PgmqEvent, parse_event
@@ -221,16 +221,12 @@ class ListenHub:
         """Stop reading and close the connection."""
         self.closed = True
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+            await aio.cancel_and_wait(self._reader)
         conn, self._conn = self._conn, None
         if conn is not None:
             await db.close_quietly(conn)
         for task in list(self._background):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await aio.cancel_and_wait(task)
 
     # -- statements on the shared connection ---------------------------------
 

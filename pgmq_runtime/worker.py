@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pgmq_runtime import aio
 from pgmq_runtime.consumer import ClaimedMessage, InFlight, PgmqConsumer
 from pgmq_runtime.errors import ConsumerError, describe_error
 from pgmq_runtime.queries import QUERIES
@@ -137,9 +138,7 @@ class _Worker:
             try:
                 await self._shutdown()
             finally:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
+                await aio.cancel_and_wait(heartbeat)
                 if restore is not None:
                     restore()
             c = self.counters
