@@ -159,31 +159,39 @@ async def _burst(dsn: str, count: int) -> float:
     return started
 
 
+@dataclass
+class Tally:
+    """What a listener delivered in a burst: events, notifications dropped on overflow, when the last came."""
+
+    received: int = 0
+    dropped: int = 0
+    last: float = 0.0
+
+    async def read(self, listener: PgmqNotifyListener, count: int, timeout: float) -> None:
+        """Read until ``count`` notifications are accounted for, or none came for ``timeout`` seconds."""
+        while self.received + self.dropped < count:
+            item = await listener.next_event(timeout=timeout)
+            if item is None:
+                return
+            if isinstance(item, ListenerOverflow):
+                self.dropped += item.dropped
+            else:
+                self.received += 1
+            self.last = time.monotonic()
+
+
 async def _drain_listener(dsn: str, count: int, buffer_size: int | None, reader: str, round_no: int) -> DrainResult:
     options: dict[str, Any] = {} if buffer_size is None else {"buffer_size": buffer_size}
-    received = dropped = 0
-    last = 0.0
+    tally = Tally()
     async with PgmqNotifyListener(dsn, _CONFIG, **options) as listener:
         await listener.listen(_CHANNEL)
-
-        async def read() -> None:
-            nonlocal received, dropped, last
-            while received + dropped < count:
-                item = await listener.next_event(timeout=5)
-                if item is None:
-                    return
-                if isinstance(item, ListenerOverflow):
-                    dropped += item.dropped
-                else:
-                    received += 1
-                last = time.monotonic()
-
-        reading = asyncio.create_task(read())
+        reading = asyncio.create_task(tally.read(listener, count, timeout=5))
         await asyncio.sleep(0.05)
         started = await _burst(dsn, count)
         await reading
-    seconds = last - started
-    return DrainResult(reader, round_no, count, received, dropped, seconds, received / seconds if seconds > 0 else 0.0)
+    seconds = tally.last - started
+    rate = tally.received / seconds if seconds > 0 else 0.0
+    return DrainResult(reader, round_no, count, tally.received, tally.dropped, seconds, rate)
 
 
 async def _drain_raw(dsn: str, count: int, round_no: int) -> DrainResult:

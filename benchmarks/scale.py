@@ -38,12 +38,12 @@ from psycopg import sql
 
 from benchmarks import server
 from benchmarks.common import QUEUE, Progress, Sizes, median
-from benchmarks.runtime_bench import _with_payload
+from benchmarks.runtime_bench import Tally, _with_payload
 from benchmarks.server import BenchServer
 from pgmq_runtime import consumer as consumer_mod
 from pgmq_runtime import listener as listener_mod
 from pgmq_runtime.consumer import PgmqConsumer
-from pgmq_runtime.events import ListenerOverflow, ListenerReconnected
+from pgmq_runtime.events import ListenerReconnected
 from pgmq_runtime.listener import PgmqNotifyListener
 
 _CONFIG = server.TRIGGER_CONFIG
@@ -191,24 +191,10 @@ async def _listen_and_relisten(dsn: str, n: int, many: bool) -> dict[str, float]
 
 async def _drain(dsn: str, n: int, count: int) -> dict[str, float]:
     channels = _channels(n)
-    received = dropped = 0
-    last = 0.0
+    tally = Tally()
     async with PgmqNotifyListener(dsn, _CONFIG, shared_listener=False, buffer_size=count + 16) as listener:
         await listener.listen_many(channels)
-
-        async def read() -> None:
-            nonlocal received, dropped, last
-            while received + dropped < count:
-                item = await listener.next_event(timeout=10)
-                if item is None:
-                    return
-                if isinstance(item, ListenerOverflow):
-                    dropped += item.dropped
-                else:
-                    received += 1
-                last = time.monotonic()
-
-        reading = asyncio.create_task(read())
+        reading = asyncio.create_task(tally.read(listener, count, timeout=10))
         await asyncio.sleep(0.05)
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
             await conn.execute(
@@ -218,8 +204,8 @@ async def _drain(dsn: str, n: int, count: int) -> dict[str, float]:
             started = time.monotonic()
             await conn.commit()
         await reading
-    seconds = last - started
-    return {"events_per_s": received / seconds if seconds > 0 else 0.0, "received": received, "sent": count}
+    seconds = tally.last - started
+    return {"events_per_s": tally.received / seconds if seconds > 0 else 0.0, "received": tally.received, "sent": count}
 
 
 # -- 4. cost per notification against listening sessions ------------------------
