@@ -386,3 +386,57 @@ def test_a_full_notification_queue_silences_notifications_but_never_a_send(dsn, 
         stored = [r[0] for r in conn.execute(f"SELECT msg_id FROM pgmq.q_{queue} ORDER BY msg_id")]
     assert sub.drain() == []
     assert stored == sorted(ids) and len(ids) == 3
+
+
+# What the trigger announced before issue #20 built single-send events with format():
+# json_build_object over the row (the delay is taken from the event, as it depends on
+# when the trigger ran). The new text must be these bytes exactly.
+_JSON_BUILD_OBJECT_EVENT = """
+SELECT pg_catalog.json_build_object(
+    'event_type', 'message_with_payload', 'msg_id', msg_id, 'queue_name', %(queue)s::text, 'namespace', %(ns)s::text,
+    'message', message, 'headers', headers,
+    'ready_at', to_char(vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'enqueued_at', to_char(enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'delay_seconds', %(delay)s::integer, 'metadata', json_build_object('source', 'trigger'))::text,
+  pg_catalog.json_build_object(
+    'event_type', 'message_ready', 'msg_id', msg_id, 'queue_name', %(queue)s::text, 'namespace', %(ns)s::text,
+    'ready_at', to_char(vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'enqueued_at', to_char(enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'delay_seconds', %(delay)s::integer, 'payload_omitted', true, 'metadata', json_build_object('source', 'trigger'))::text
+FROM pgmq.{table} WHERE msg_id = %(msg_id)s
+"""
+
+
+@pytest.mark.parametrize("queue", ["orders_queue", 'we"ird\\_queue', "Ünïcødé_queue"])
+def test_trigger_single_send_events_are_json_build_objects_bytes(dsn, subscribe, queue):
+    """The trigger builds a single send's event with one format() call; its text is json_build_object's, byte for byte.
+
+    Awkward queue names (escaped by to_json), messages with escapes, unicode,
+    arrays and scalars, headers or none, a delay, and a message too big to carry.
+    """
+    config = PgmqNotifyConfig(mode="trigger", queue_naming_pattern=r"(?P<namespace>.+)_queue")
+    conn, sub, producer = setup(dsn, subscribe, config, queue=queue)
+    table = conn.execute("SELECT pgmq.format_table_name(%s, 'q')", [queue]).fetchone()
+    assert table is not None
+    sends = [
+        ({"order": 7, "name": "Zoë"}, {"trace": "abc"}, None),
+        ({"s": 'quote " backslash \\ newline \n tab \t nul-ish \u0001 / €𝄞'}, None, None),
+        ({"nested": {"a": [1, 2.5, None, True, False], "e": {}}}, {"h": [1, {"x": None}]}, 30),
+        ([1, "two", 3.0], None, None),
+        ("just a string", None, 0),
+        (None, None, None),
+        ({"blob": "z" * 9000}, None, None),
+    ]
+    ids = [producer.send(queue, message, headers=headers, delay=delay) for message, headers, delay in sends]
+    events = {r.event["msg_id"]: r for r in sub.drain() if r.channel == config.message_ready_channel(queue[:-6])}
+    assert sorted(events) == sorted(ids)
+    for msg_id in ids:
+        received = events[msg_id]
+        params = {"queue": queue, "ns": queue[:-6], "delay": received.event["delay_seconds"], "msg_id": msg_id}
+        query = psycopg.sql.SQL(_JSON_BUILD_OBJECT_EVENT).format(table=psycopg.sql.Identifier(str(table[0])))
+        with_payload, signal = conn.execute(query, params).fetchone()
+        expected = with_payload if received.event["event_type"] == "message_with_payload" else signal
+        assert received.payload == expected
+    assert events[ids[-1]].event["event_type"] == "message_ready"
+    assert events[ids[2]].event["delay_seconds"] == 30
+    conn.close()

@@ -117,7 +117,7 @@ BEGIN
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+    v_delay := CASE WHEN p_vt OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
     v_payload := pg_catalog.json_build_object(
         'event_type', 'message_ready',
         'msg_id', p_msg_id,
@@ -163,7 +163,7 @@ BEGIN
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+    v_delay := CASE WHEN p_vt OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
     -- The common case: every id fits one event.
     v_payload := pg_catalog.json_build_object(
         'event_type', 'batch_ready',
@@ -213,10 +213,12 @@ COMMENT ON FUNCTION "events".announce_batch_v1(text, text, text, bigint ARRAY, t
 
 -- Statement-level trigger on each queue table: one event per statement (or a
 -- few batch_ready events), read from the transition table. Its arguments are
--- the queue name as pgmq.meta spells it, its namespace and channel. A single
--- send reads the transition table once and announces inline: each query on a
--- transition table is planned anew, and it is most of what a send pays.
--- Batches are announced inline too (announce_batch_v1 shares the statements).
+-- the queue name as pgmq.meta spells it, its namespace and channel. What a
+-- single send pays is mostly executor set-up, once per query and once per
+-- transaction for each PL/pgSQL expression: so a single send runs two queries
+-- (is there a second row? the row with its event built) and one PERFORM for
+-- both channels, with no assignment per field. Batches are announced inline too
+-- (announce_batch_v1 shares the statements).
 -- This function alone does not pin search_path in its definition: pinning costs
 -- every send a configuration change and back (about 7 µs of a send's backend
 -- CPU). Instead every function, operator and type it names carries its schema,
@@ -227,12 +229,9 @@ RETURNS trigger
 LANGUAGE plpgsql
 AS $pgmq_codegen$
 DECLARE
-    v_count bigint;
     v_msg_id bigint;
     v_vt pg_catalog.timestamptz;
     v_enqueued pg_catalog.timestamptz;
-    v_message pg_catalog.jsonb;
-    v_headers pg_catalog.jsonb;
     v_ready_at pg_catalog.text;
     v_enqueued_at pg_catalog.text;
     v_delay integer;
@@ -247,27 +246,24 @@ BEGIN
     IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
         RETURN NULL;
     END IF;
-    SELECT pg_catalog.count(*) OVER (), msg_id, vt, enqueued_at, message, headers
-    INTO v_count, v_msg_id, v_vt, v_enqueued, v_message, v_headers
-    FROM new_rows
-    LIMIT 1;
-    IF v_count OPERATOR(pg_catalog.=) 1 THEN
-        v_ready_at := pg_catalog.to_char(v_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_enqueued_at := pg_catalog.to_char(v_enqueued AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_delay := least(greatest(pg_catalog.round(extract(epoch FROM v_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
-        v_payload := pg_catalog.json_build_object(
-            'event_type', 'message_ready',
-            'msg_id', v_msg_id,
-            'queue_name', TG_ARGV[0],
-            'namespace', TG_ARGV[1],
-            'ready_at', v_ready_at,
-            'enqueued_at', v_enqueued_at,
-            'delay_seconds', v_delay,
-            'payload_omitted', true,
-            'metadata', pg_catalog.json_build_object('source', 'trigger')
-        )::pg_catalog.text;
-        PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
-    ELSIF v_count OPERATOR(pg_catalog.>) 1 THEN
+    -- One row or more? Probing for a second row is cheaper than counting them all.
+    PERFORM FROM new_rows OFFSET 1 LIMIT 1;
+    IF NOT FOUND THEN
+        -- A single send: the one query that reads the row builds its event too.
+        SELECT msg_id, vt, enqueued_at,
+               pg_catalog.format('{"event_type" : "message_ready", "msg_id" : %s, "queue_name" : %s, "namespace" : %s, "ready_at" : "%s", "enqueued_at" : "%s", "delay_seconds" : %s, "payload_omitted" : true, "metadata" : {"source" : "trigger"}}',
+                   msg_id,
+                   pg_catalog.to_json(TG_ARGV[0]),
+                   pg_catalog.to_json(TG_ARGV[1]),
+                   pg_catalog.to_char(vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                   pg_catalog.to_char(enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                   CASE WHEN vt OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END)
+        INTO v_msg_id, v_vt, v_enqueued, v_payload
+        FROM new_rows;
+        IF FOUND THEN
+            PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload);
+        END IF;
+    ELSE
         -- One aggregate, no sort by vt, for the common batch: every row has the same
         -- vt (pgmq.send_batch gives them one). Other statements: one event per vt.
         SELECT pg_catalog.min(vt) AS vt, pg_catalog.max(vt) AS last_vt, pg_catalog.min(enqueued_at) AS enqueued_at,
@@ -277,7 +273,7 @@ BEGIN
         IF v_all.vt OPERATOR(pg_catalog.=) v_all.last_vt THEN
             v_ready_at := pg_catalog.to_char(v_all.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
             v_enqueued_at := pg_catalog.to_char(v_all.enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            v_delay := least(greatest(pg_catalog.round(extract(epoch FROM v_all.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+            v_delay := CASE WHEN v_all.vt OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM v_all.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
             -- The common case: every id fits one event.
             v_payload := pg_catalog.json_build_object(
                 'event_type', 'batch_ready',
@@ -327,7 +323,7 @@ BEGIN
             LOOP
                 v_ready_at := pg_catalog.to_char(r.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
                 v_enqueued_at := pg_catalog.to_char(r.enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-                v_delay := least(greatest(pg_catalog.round(extract(epoch FROM r.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+                v_delay := CASE WHEN r.vt OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM r.vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
                 -- The common case: every id fits one event.
                 v_payload := pg_catalog.json_build_object(
                     'event_type', 'batch_ready',

@@ -164,7 +164,7 @@ BEGIN
     IF "pgmq_notify".coalesce_gate_v1(p_queue_name) THEN
         v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
         v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+        v_delay := CASE WHEN p_vt OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
         v_payload := pg_catalog.json_build_object(
             'event_type', 'message_ready',
             'msg_id', p_msg_id,
@@ -177,8 +177,7 @@ BEGIN
             'coalesced', true,
             'metadata', pg_catalog.json_build_object('source', p_source)
         )::pg_catalog.text;
-        PERFORM pg_catalog.pg_notify(p_channel, v_payload);
-        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+        PERFORM pg_catalog.pg_notify(p_channel, v_payload), pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     END IF;
 END
 $pgmq_codegen$;
@@ -216,7 +215,7 @@ BEGIN
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+    v_delay := CASE WHEN p_vt OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
     -- The common case: every id fits one event.
     v_payload := pg_catalog.json_build_object(
         'event_type', 'batch_ready',
@@ -231,8 +230,7 @@ BEGIN
         'metadata', pg_catalog.json_build_object('source', p_source)
     )::pg_catalog.text;
     IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
-        PERFORM pg_catalog.pg_notify(p_channel, v_payload);
-        PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+        PERFORM pg_catalog.pg_notify(p_channel, v_payload), pg_catalog.pg_notify('pgmq_message_ready', v_payload);
     ELSE
         -- Too many ids for one event: split them. Bytes left for ids per event are
         -- the limit, less the event without ids, less room for message_count's
@@ -259,8 +257,7 @@ BEGIN
                 'coalesced', true,
                 'metadata', pg_catalog.json_build_object('source', p_source)
             )::pg_catalog.text;
-            PERFORM pg_catalog.pg_notify(p_channel, v_payload);
-            PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+            PERFORM pg_catalog.pg_notify(p_channel, v_payload), pg_catalog.pg_notify('pgmq_message_ready', v_payload);
         END LOOP;
     END IF;
 END
@@ -553,7 +550,7 @@ BEGIN
             IF "pgmq_notify".coalesce_gate_v1(v_name) THEN
                 v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
                 v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-                v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+                v_delay := CASE WHEN delay OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
                 v_payload := pg_catalog.json_build_object(
                     'event_type', 'message_ready',
                     'msg_id', v_id,
@@ -566,8 +563,7 @@ BEGIN
                     'coalesced', true,
                     'metadata', pg_catalog.json_build_object('source', 'wrapper')
                 )::pg_catalog.text;
-                PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
-                PERFORM pg_catalog.pg_notify('pgmq_message_ready', v_payload);
+                PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload), pg_catalog.pg_notify('pgmq_message_ready', v_payload);
             END IF;
         END IF;
         RETURN NEXT v_id;

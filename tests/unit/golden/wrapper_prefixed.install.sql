@@ -112,7 +112,7 @@ BEGIN
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the message.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+    v_delay := CASE WHEN p_vt OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
     v_payload := pg_catalog.json_build_object(
         'event_type', 'message_with_payload',
         'msg_id', p_msg_id,
@@ -136,8 +136,7 @@ BEGIN
             'payload_omitted', true
         )::pg_catalog.text;
     END IF;
-    PERFORM pg_catalog.pg_notify(p_channel, v_payload);
-    PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
+    PERFORM pg_catalog.pg_notify(p_channel, v_payload), pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
 END
 $pgmq_codegen$;
 
@@ -171,7 +170,7 @@ BEGIN
     -- Called in the sending transaction: now() is the enqueued_at PGMQ's insert gave the messages.
     v_ready_at := pg_catalog.to_char(p_vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_delay := least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+    v_delay := CASE WHEN p_vt OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM p_vt OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
     -- The common case: every id fits one event.
     v_payload := pg_catalog.json_build_object(
         'event_type', 'batch_ready',
@@ -184,8 +183,7 @@ BEGIN
         'delay_seconds', v_delay
     )::pg_catalog.text;
     IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
-        PERFORM pg_catalog.pg_notify(p_channel, v_payload);
-        PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
+        PERFORM pg_catalog.pg_notify(p_channel, v_payload), pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
     ELSE
         -- Too many ids for one event: split them. Bytes left for ids per event are
         -- the limit, less the event without ids, less room for message_count's
@@ -210,8 +208,7 @@ BEGIN
                 'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay
             )::pg_catalog.text;
-            PERFORM pg_catalog.pg_notify(p_channel, v_payload);
-            PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
+            PERFORM pg_catalog.pg_notify(p_channel, v_payload), pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
         END LOOP;
     END IF;
 END
@@ -487,7 +484,7 @@ BEGIN
         IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
             v_ready_at := pg_catalog.to_char(delay AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
             v_enqueued_at := pg_catalog.to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            v_delay := least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer;
+            v_delay := CASE WHEN delay OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM delay OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END;
             v_payload := pg_catalog.json_build_object(
                 'event_type', 'message_with_payload',
                 'msg_id', v_id,
@@ -511,8 +508,7 @@ BEGIN
                     'payload_omitted', true
                 )::pg_catalog.text;
             END IF;
-            PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload);
-            PERFORM pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
+            PERFORM pg_catalog.pg_notify("pgmq_notify".namespace_channel_v1(v_namespace), v_payload), pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
         END IF;
         RETURN NEXT v_id;
     END LOOP;
