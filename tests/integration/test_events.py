@@ -407,9 +407,20 @@ FROM pgmq.{table} WHERE msg_id = %(msg_id)s
 """
 
 
+_JSON_BUILD_OBJECT_BATCH = """
+SELECT pg_catalog.json_build_object(
+    'event_type', 'batch_ready', 'msg_ids', to_json(array_agg(msg_id ORDER BY msg_id)),
+    'queue_name', %(queue)s::text, 'namespace', %(ns)s::text, 'message_count', cardinality(array_agg(msg_id)),
+    'ready_at', to_char(min(vt) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'enqueued_at', to_char(min(enqueued_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'delay_seconds', %(delay)s::integer, 'metadata', json_build_object('source', 'trigger'))::text
+FROM pgmq.{table} WHERE msg_id = ANY(%(ids)s)
+"""
+
+
 @pytest.mark.parametrize("queue", ["orders_queue", 'we"ird\\_queue', "Ünïcødé_queue"])
 def test_trigger_single_send_events_are_json_build_objects_bytes(dsn, subscribe, queue):
-    """The trigger builds a single send's event with one format() call; its text is json_build_object's, byte for byte.
+    """The trigger builds a single send's or a batch's event with one format() call: json_build_object's bytes.
 
     Awkward queue names (escaped by to_json), messages with escapes, unicode,
     arrays and scalars, headers or none, a delay, and a message too big to carry.
@@ -439,4 +450,11 @@ def test_trigger_single_send_events_are_json_build_objects_bytes(dsn, subscribe,
         assert received.payload == expected
     assert events[ids[-1]].event["event_type"] == "message_ready"
     assert events[ids[2]].event["delay_seconds"] == 30
+    batch = producer.send_batch(queue, [{"b": 1}, {"b": "€"}, {"b": None}])
+    (received,) = [r for r in sub.drain() if r.channel == config.message_ready_channel(queue[:-6])]
+    expected = conn.execute(
+        psycopg.sql.SQL(_JSON_BUILD_OBJECT_BATCH).format(table=psycopg.sql.Identifier(str(table[0]))),
+        {"queue": queue, "ns": queue[:-6], "delay": received.event["delay_seconds"], "ids": batch},
+    ).fetchone()
+    assert expected is not None and received.payload == expected[0]
     conn.close()
