@@ -17,6 +17,18 @@ quartile over rounds, the least disturbed measurements, with the spread
 A LISTEN connection per variant drains its channel meanwhile and counts the ids
 announced, as in the producer phase.
 
+Each cell is measured two ways (``METHODS``), interleaved in every round:
+``client``, one statement per round trip from this process, as an application
+sends; and ``loop``, the same statements sent and committed back to back by a
+procedure in the server (``CALL bench_cost_loop``). The loop has no round trip,
+no protocol work and no sleep between statements, after which a backend finds
+its caches cold; it sends ``LOOP_FACTOR`` times as many statements per cell, and
+with ``synchronous_commit = off`` for the call, so that the WAL flush's kernel
+time (the same for every variant, and the noisiest part of a commit) stays out
+of it. What it measures is the SQL and the commit's own work, NOTIFY included:
+the figure that steers the trigger's SQL (issue #20). The client figure, with
+durable commits, is what an application's send costs.
+
 Every sending backend is pinned to one and the same CPU (the last this process
 may use) for the phase. Unpinned, each variant's backend tends to stay on the
 CPU it started on, and on a shared 2-core machine one CPU can be much busier
@@ -74,6 +86,29 @@ class CostCase:
         return f"SELECT count(*) FROM {variant.batch_fn}(%s, array_fill(%s::jsonb, ARRAY[{self.batch}]))"
 
 
+# How a cell's statements are sent: see the module docstring.
+METHODS = ("client", "loop")
+
+# Created in every variant's database: sends and commits ``p_sends`` statements of one case.
+LOOP_PROCEDURE = """
+CREATE OR REPLACE PROCEDURE public.bench_cost_loop(p_queue text, p_message jsonb, p_batch integer, p_sends integer)
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..p_sends LOOP
+        IF p_batch = 1 THEN
+            PERFORM {send_fn}(p_queue, p_message);
+        ELSE
+            PERFORM {batch_fn}(p_queue, pg_catalog.array_fill(p_message, ARRAY[p_batch]));
+        END IF;
+        COMMIT;
+    END LOOP;
+END $$
+"""
+_CALL_LOOP = "CALL public.bench_cost_loop(%s, %s::jsonb, %s, %s)"
+# The loop sends this many times the client's statements per cell: it is cheap, and longer cells are steadier.
+LOOP_FACTOR = 5
+
+
 CASES = (
     CostCase("send-300b", "single send, 300-byte message", 1, SMALL_MESSAGE, 1.0),
     CostCase("send-7kb", "single send, 7 KB message", 1, LARGE_MESSAGE, 1.0),
@@ -87,13 +122,14 @@ _TRUNCATE = f"TRUNCATE pgmq.q_{QUEUE}"
 
 @dataclass
 class CostCell:
-    """One variant sending one case's statements once."""
+    """One variant sending one case's statements once, by one method."""
 
     case: str
     variant: str
     round: int
     messages: int
     cpu_us: float
+    method: str = "client"
 
     @property
     def per_message(self) -> float:
@@ -103,8 +139,9 @@ class CostCell:
 
 @dataclass
 class CostSummary:
-    """Lower quartile over rounds of one (case, variant), and how far it is above plain and the floor."""
+    """Lower quartile over rounds of one (method, case, variant), and how far it is above plain and the floor."""
 
+    method: str
     case: str
     label: str
     variant: str
@@ -140,17 +177,29 @@ def pin_to_one_cpu(pids: list[int]) -> int | None:
 
 def run_count(sizes: Sizes, variants: tuple[Variant, ...] = server.COST_VARIANTS) -> int:
     """How many cells :func:`run` measures (for the progress bar)."""
-    return sizes.cost_rounds * len(CASES) * len(variants)
+    return sizes.cost_rounds * len(CASES) * len(METHODS) * len(variants)
 
 
 def _measure(conn: psycopg.Connection[Any], pid: int, case: CostCase, variant: Variant, n: int) -> float:
-    """Backend CPU µs for ``n`` statements of ``case`` (after one warm-up)."""
+    """Backend CPU µs for ``n`` statements of ``case`` sent one by one (after one warm-up)."""
     query, params = case.query(variant), (QUEUE, case.message)
     conn.execute(query, params, prepare=True)
     before = backend_cpu_ns(pid)
     for _ in range(n):
         conn.execute(query, params, prepare=True)
     return (backend_cpu_ns(pid) - before) / 1000
+
+
+def _measure_loop(conn: psycopg.Connection[Any], pid: int, case: CostCase, n: int) -> float:
+    """Backend CPU µs for ``n`` statements of ``case`` sent by the in-server loop (after a warm-up call)."""
+    conn.execute("SET synchronous_commit = off")
+    try:
+        conn.execute(_CALL_LOOP, (QUEUE, case.message, case.batch, 1))
+        before = backend_cpu_ns(pid)
+        conn.execute(_CALL_LOOP, (QUEUE, case.message, case.batch, n))
+        return (backend_cpu_ns(pid) - before) / 1000
+    finally:
+        conn.execute("RESET synchronous_commit")
 
 
 def run(
@@ -172,19 +221,30 @@ def run(
             if pinned is not None
             else "cost: sending backends could not be pinned to one CPU (figures may differ by backend placement)"
         )
+        for variant in variants:
+            procedure = LOOP_PROCEDURE.format(send_fn=variant.send_fn, batch_fn=variant.batch_fn)
+            conns[variant.name].execute(procedure.encode())
         for counter in counters.values():
             counter.start()
         for round_no in range(sizes.cost_rounds):
             server.checkpoint(bench)
             for case in CASES:
                 shift = round_no % len(variants)
-                for variant in variants[shift:] + variants[:shift]:
-                    progress.step(f"cost round {round_no + 1}/{sizes.cost_rounds}: {case.label}, {variant.name}")
-                    conns[variant.name].execute(_TRUNCATE)
-                    n = case.statements(sizes)
-                    cpu = _measure(conns[variant.name], pids[variant.name], case, variant, n)
-                    sent[variant.name] += (n + 1) * case.batch
-                    cells.append(CostCell(case.key, variant.name, round_no, n * case.batch, cpu))
+                for method in METHODS:
+                    for variant in variants[shift:] + variants[:shift]:
+                        progress.step(
+                            f"cost round {round_no + 1}/{sizes.cost_rounds}: {case.label}, {method}, {variant.name}"
+                        )
+                        conn, pid = conns[variant.name], pids[variant.name]
+                        conn.execute(_TRUNCATE)
+                        n = case.statements(sizes)
+                        if method == "loop":
+                            n *= LOOP_FACTOR
+                            cpu = _measure_loop(conn, pid, case, n)
+                        else:
+                            cpu = _measure(conn, pid, case, variant, n)
+                        sent[variant.name] += (n + 1) * case.batch
+                        cells.append(CostCell(case.key, variant.name, round_no, n * case.batch, cpu, method))
     finally:
         for name, counter in counters.items():
             counter.finish(sent[name])
@@ -196,13 +256,16 @@ def run(
 def summarize(
     cells: list[CostCell], counters: dict[str, AnnouncementCounter], sent: dict[str, int]
 ) -> list[CostSummary]:
-    """Per case and variant: the lower quartile of µs per message over rounds, and its distance to plain and floor."""
+    """Per method, case and variant: lower quartile of µs per message over rounds, and distance to plain and floor."""
     out: list[CostSummary] = []
     variants = list(dict.fromkeys(c.variant for c in cells))
-    for case in CASES:
+    methods = [m for m in METHODS if any(c.method == m for c in cells)]
+    for method, case in ((m, c) for m in methods for c in CASES):
         quartile: dict[str, tuple[float, float]] = {}
         for name in variants:
-            values = sorted(c.per_message for c in cells if c.case == case.key and c.variant == name)
+            values = sorted(
+                c.per_message for c in cells if c.method == method and c.case == case.key and c.variant == name
+            )
             if values:
                 quartile[name] = (percentile(values, 25), percentile(values, 75) - percentile(values, 25))
         plain = quartile.get("plain", (float("nan"), 0.0))[0]
@@ -211,6 +274,7 @@ def summarize(
             counter = counters.get(name)
             out.append(
                 CostSummary(
+                    method=method,
                     case=case.key,
                     label=case.label,
                     variant=name,

@@ -115,6 +115,14 @@ CREATE TRIGGER bench_notify_floor AFTER INSERT ON pgmq.q_{QUEUE} REFERENCING NEW
     FOR EACH STATEMENT EXECUTE FUNCTION public.bench_notify_floor();
 """
 NOTIFY_FLOOR = Variant("notify_floor", "floor + 2 bare NOTIFY", setup_sql=NOTIFY_FLOOR_SQL)
+# The default trigger as it was before issue #20 rebuilt it (benchmarks/baseline): the
+# new one's gain, measured in the same run.
+TRIGGER_BEFORE = Variant(
+    "trigger_before",
+    "trigger before #20 (43bf804)",
+    config=TRIGGER_CONFIG,
+    setup_sql=(Path(__file__).parent / "baseline" / "trigger_before_20.sql").read_text(),
+)
 TRIGGER_NO_GLOBAL = Variant(
     "trigger_noglobal", "trigger, global_channel=false", config=PgmqNotifyConfig(mode="trigger", global_channel=False)
 )
@@ -125,7 +133,7 @@ TRIGGER_NEVER = Variant(
 )
 COST_VARIANTS = (
     *(PLAIN, FLOOR, NOTIFY_FLOOR),
-    *(TRIGGER, TRIGGER_NO_GLOBAL, TRIGGER_NEVER, COALESCE, WRAPPER),
+    *(TRIGGER, TRIGGER_BEFORE, TRIGGER_NO_GLOBAL, TRIGGER_NEVER, COALESCE, WRAPPER),
     *(NATIVE0, NATIVE250),
 )
 ALL_VARIANTS = tuple(dict.fromkeys(VARIANTS + COST_VARIANTS))

@@ -85,7 +85,8 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
         s["announced"] == s["inserted"] for s in data["producers"]["summary"] if s["variant"] in ("trigger", "wrapper")
     )
     assert all(s["missing"] == 0 for s in data["latency"]["summary"] if s["must_receive_all"])
-    assert len(data["targets"]) == 16
+    # Two producer-cost targets per way of sending (client statements, in-server loop).
+    assert len(data["targets"]) == 18
 
 
 @pytest.mark.skipif(not _pgbench_available(), reason="pgbench is not installed beside the PostgreSQL server binaries")
@@ -104,6 +105,9 @@ def test_the_cost_section_runs_alone(tmp_path: Path) -> None:
     data = json.loads((out / "latest.json").read_text(encoding="utf-8"))
     assert set(data) >= {"cost", "targets"} and not {"producers", "latency", "consumers", "runtime"} & set(data)
     assert {s["variant"] for s in data["cost"]["summary"]} == {v.name for v in server.COST_VARIANTS}
+    assert {(s["method"], s["variant"]) for s in data["cost"]["summary"]} == {
+        (method, v.name) for method in cost.METHODS for v in server.COST_VARIANTS
+    }
     assert data["lost_messages"]["cost per send (unannounced or twice)"] == 0
     assert all(s["announced"] == s["sent"] > 0 for s in data["cost"]["summary"] if s["variant"] in report_each())
 
