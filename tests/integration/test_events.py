@@ -402,7 +402,8 @@ SELECT pg_catalog.json_build_object(
     'event_type', 'message_ready', 'msg_id', msg_id, 'queue_name', %(queue)s::text, 'namespace', %(ns)s::text,
     'ready_at', to_char(vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
     'enqueued_at', to_char(enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-    'delay_seconds', %(delay)s::integer, 'payload_omitted', true, 'metadata', json_build_object('source', 'trigger'))::text
+    'delay_seconds', %(delay)s::integer, 'payload_omitted', true,
+    'metadata', json_build_object('source', 'trigger'))::text
 FROM pgmq.{table} WHERE msg_id = %(msg_id)s
 """
 

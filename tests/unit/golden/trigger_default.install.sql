@@ -296,6 +296,8 @@ BEGIN
         -- the general statements.
         SELECT pg_catalog.min(vt) AS vt, pg_catalog.max(vt) AS last_vt, pg_catalog.min(enqueued_at) AS enqueued_at,
                pg_catalog.array_agg(msg_id ORDER BY msg_id) AS ids,
+               -- Not built when it cannot fit: every id takes at least two bytes ("1,").
+               CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.<=) 3900 THEN
                pg_catalog.format('{"event_type" : "batch_ready", "msg_ids" : %s, "queue_name" : %s, "namespace" : %s, "message_count" : %s, "ready_at" : "%s", "enqueued_at" : "%s", "delay_seconds" : %s, "metadata" : {"source" : "trigger"}}',
                    pg_catalog.to_json(pg_catalog.array_agg(msg_id ORDER BY msg_id)),
                    pg_catalog.to_json(TG_ARGV[0]),
@@ -303,9 +305,11 @@ BEGIN
                    pg_catalog.count(*),
                    pg_catalog.to_char(pg_catalog.min(vt) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                    pg_catalog.to_char(pg_catalog.min(enqueued_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                   CASE WHEN pg_catalog.min(vt) OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM pg_catalog.min(vt) OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END) AS event
+                   CASE WHEN pg_catalog.min(vt) OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 0 ELSE least(greatest(pg_catalog.round(extract(epoch FROM pg_catalog.min(vt) OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())), 0), 2147483647)::integer END)
+               END AS event
         INTO v_all
         FROM new_rows;
+        -- A batch with no event built (NULL) fails the size test and is split below.
         IF v_all.vt OPERATOR(pg_catalog.=) v_all.last_vt AND pg_catalog.octet_length(v_all.event) OPERATOR(pg_catalog.<=) 7800 THEN
             PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_all.event), pg_catalog.pg_notify('pgmq_message_ready', v_all.event);
         ELSIF v_all.vt OPERATOR(pg_catalog.=) v_all.last_vt THEN
