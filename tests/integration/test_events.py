@@ -164,6 +164,36 @@ def test_a_batch_of_5000_announces_every_id_exactly_once(dsn, subscribe, mode):
         assert len(announced) == len(set(announced))
 
 
+@pytest.mark.parametrize("limit", [7800, 600])
+def test_a_split_batch_keeps_every_event_within_the_limit_whatever_the_ids_widths(dsn, subscribe, limit):
+    """Ids of every width, negative ones too, split into events that each fit, every id once and in order.
+
+    Chunks hold as many ids as fit when each is as wide as the widest, so there
+    are few events: at most one more than the ids' bytes at that width need.
+    """
+    config = PgmqNotifyConfig(mode="trigger", max_payload_size=limit)
+    conn, sub, _ = setup(dsn, subscribe, config)
+    # Distinct ids (NOTIFY drops a payload repeated in one transaction) of 1 to 19 digits, the largest,
+    # and a long run of the widest (a sign and 19 digits), which fills whole events.
+    widths = {10 ** (digits - 1) + k for digits in range(1, 19) for k in range(150)}
+    ids = sorted(widths | {2**63 - 1} | {-(2**63) + k for k in range(2000)})
+    conn.execute(
+        'SELECT "pgmq_notify".announce_batch_v1(%s, %s, %s, %s, now(), %s)',
+        ["orders_queue", "orders", config.message_ready_channel("orders"), ids, "test"],
+    )
+    events = [r for r in sub.drain() if r.channel == config.message_ready_channel("orders")]
+    announced: list[int] = []
+    for r in events:
+        assert _event_size(r.payload) <= limit
+        event = json.loads(r.payload)
+        assert event["message_count"] == len(event["msg_ids"])
+        announced.extend(event["msg_ids"])
+    assert announced == ids
+    envelope = _event_size(events[0].payload) - len(json.dumps(events[0].event["msg_ids"], separators=(",", ":")))
+    per_event = (limit - envelope - 10) // 21
+    assert len(events) <= -(-len(ids) // per_event) + 1
+
+
 def test_one_statement_with_several_vts_gives_one_batch_event_per_vt(dsn, subscribe):
     """The trigger's common batch (one vt) skips grouping; any other statement still gets an event per vt."""
     config = PgmqNotifyConfig(mode="trigger")

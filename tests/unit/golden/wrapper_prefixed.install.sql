@@ -162,7 +162,9 @@ DECLARE
     v_delay integer;
     v_payload text;
     v_budget integer;
-    v_chunk record;
+    v_width integer;
+    v_size integer;
+    v_start integer;
 BEGIN
     IF NOT pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<=) 0.5::double precision THEN
         RETURN;  -- the notification queue is filling up: see on_message_insert_v1
@@ -185,25 +187,23 @@ BEGIN
     IF pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
         PERFORM pg_catalog.pg_notify(p_channel, v_payload), pg_catalog.pg_notify('shop.eu.pgmq_message_ready', v_payload);
     ELSE
-        -- Too many ids for one event: split them. Bytes left for ids per event are
-        -- the limit, less the event without ids, less room for message_count's
-        -- digits (10) and for the one id a chunk may overshoot by (21).
-        v_budget := 7769 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(p_msg_ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
-        FOR v_chunk IN
-            SELECT pg_catalog.array_agg(id ORDER BY ord) AS ids, pg_catalog.count(*) AS n
-            FROM (
-                SELECT id, ord, pg_catalog.sum(pg_catalog.octet_length(id::pg_catalog.text) OPERATOR(pg_catalog.+) 1) OVER (ORDER BY ord) AS cum
-                FROM pg_catalog.unnest(p_msg_ids) WITH ORDINALITY AS u(id, ord)
-            ) AS numbered
-            GROUP BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
-            ORDER BY (cum OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog./) v_budget
-        LOOP
+        -- Too many ids for one event: split them into chunks of as many ids as fit
+        -- when every id is as wide as the widest, so that each chunk fits with no
+        -- arithmetic per id. Bytes left for a chunk's ids ("1,2,3," counted with a
+        -- comma each): the limit, less the event without its ids' array, less room
+        -- for message_count's digits (10).
+        v_budget := 7790 OPERATOR(pg_catalog.-) (pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.-) pg_catalog.octet_length(pg_catalog.to_json(p_msg_ids)::pg_catalog.text) OPERATOR(pg_catalog.+) 2);
+        SELECT GREATEST(pg_catalog.octet_length(pg_catalog.min(id)::pg_catalog.text), pg_catalog.octet_length(pg_catalog.max(id)::pg_catalog.text)) OPERATOR(pg_catalog.+) 1
+        INTO v_width
+        FROM pg_catalog.unnest(p_msg_ids) AS u(id);
+        v_size := GREATEST(v_budget OPERATOR(pg_catalog./) v_width, 1);
+        FOR v_start IN 1 .. pg_catalog.cardinality(p_msg_ids) BY v_size LOOP
             v_payload := pg_catalog.json_build_object(
                 'event_type', 'batch_ready',
-                'msg_ids', pg_catalog.to_json(v_chunk.ids),
+                'msg_ids', pg_catalog.to_json((p_msg_ids)[v_start:v_start OPERATOR(pg_catalog.+) v_size OPERATOR(pg_catalog.-) 1]),
                 'queue_name', p_queue_name,
                 'namespace', p_namespace,
-                'message_count', v_chunk.n,
+                'message_count', pg_catalog.cardinality((p_msg_ids)[v_start:v_start OPERATOR(pg_catalog.+) v_size OPERATOR(pg_catalog.-) 1]),
                 'ready_at', v_ready_at,
                 'enqueued_at', v_enqueued_at,
                 'delay_seconds', v_delay
