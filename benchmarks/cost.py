@@ -118,6 +118,25 @@ CASES = (
 
 
 _TRUNCATE = f"TRUNCATE pgmq.q_{QUEUE}"
+_SEQUENCE = f"pg_catalog.pg_get_serial_sequence('pgmq.q_{QUEUE}', 'msg_id')"
+# Every variant's message ids start here (or above, at the same value for all): a batch event's size
+# depends on the ids' width, and the producer phase leaves some variants' ids far ahead of others'.
+FIRST_ID = 1_000_000
+
+
+def align_ids(conns: dict[str, psycopg.Connection[Any]]) -> int:
+    """Set every variant's next message id to one common value; returns it.
+
+    At least FIRST_ID, and past every id already used, so that no id is sent
+    twice (the listeners count duplicates) and every variant's ids have the
+    same number of digits for the whole phase (each sends as many messages).
+    """
+    last_value = f"SELECT pg_catalog.pg_sequence_last_value({_SEQUENCE}::pg_catalog.regclass)"
+    used = [int(row[0] or 0) for conn in conns.values() if (row := conn.execute(last_value).fetchone())]
+    start = max(FIRST_ID, *(u + 1 for u in used))
+    for conn in conns.values():
+        conn.execute(f"SELECT pg_catalog.setval({_SEQUENCE}, %s, false)", (start,))
+    return start
 
 
 @dataclass
@@ -221,6 +240,8 @@ def run(
             if pinned is not None
             else "cost: sending backends could not be pinned to one CPU (figures may differ by backend placement)"
         )
+        first_id = align_ids(conns)
+        progress.note(f"cost: every variant's message ids start at {first_id:,}")
         for variant in variants:
             procedure = LOOP_PROCEDURE.format(send_fn=variant.send_fn, batch_fn=variant.batch_fn)
             conns[variant.name].execute(procedure.encode())
