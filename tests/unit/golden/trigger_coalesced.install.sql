@@ -363,7 +363,8 @@ BEGIN
     ELSE
         -- One aggregate, no sort by vt, for the common batch: every row has the same
         -- vt (pgmq.send_batch gives them one), and the aggregate builds its event
-        -- too. Ids too many for one event, or other statements (one event per vt):
+        -- too, all but the queue's names (see ids_event: no parameters, one plan).
+        -- Ids too many for one event, or other statements (one event per vt):
         -- the general statements.
         SELECT pg_catalog.min(vt) AS vt, pg_catalog.max(vt) AS last_vt, pg_catalog.min(enqueued_at) AS enqueued_at,
                pg_catalog.array_agg(msg_id ORDER BY msg_id) AS ids,
@@ -371,10 +372,8 @@ BEGIN
                -- largest, and a comma each): such a batch is split below anyway.
                CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.*) (pg_catalog.octet_length(pg_catalog.max(msg_id)::pg_catalog.text) OPERATOR(pg_catalog.+) 1)
                          OPERATOR(pg_catalog.<=) 7800 THEN
-               pg_catalog.format('{"event_type" : "batch_ready", "msg_ids" : %s, "queue_name" : %s, "namespace" : %s, "message_count" : %s, "ready_at" : "%s", "enqueued_at" : "%s", "delay_seconds" : %s, "coalesced" : true, "metadata" : {"source" : "trigger"}}',
+               pg_catalog.format('{"event_type" : "batch_ready", "msg_ids" : %s, "queue_name" : %%s, "namespace" : %%s, "message_count" : %s, "ready_at" : "%s", "enqueued_at" : "%s", "delay_seconds" : %s, "coalesced" : true, "metadata" : {"source" : "trigger"}}',
                    pg_catalog.to_json(pg_catalog.array_agg(msg_id ORDER BY msg_id)),
-                   pg_catalog.to_json(TG_ARGV[0]),
-                   pg_catalog.to_json(TG_ARGV[1]),
                    pg_catalog.count(*),
                    pg_catalog.to_char(pg_catalog.min(vt) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                    pg_catalog.to_char(pg_catalog.min(enqueued_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -383,8 +382,9 @@ BEGIN
         INTO v_all
         FROM new_rows;
         -- A batch with no event built (NULL) fails the size test and is split below.
-        IF v_all.vt OPERATOR(pg_catalog.=) v_all.last_vt AND pg_catalog.octet_length(v_all.event) OPERATOR(pg_catalog.<=) 7800 THEN
-            PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_all.event), pg_catalog.pg_notify('pgmq_message_ready', v_all.event);
+        v_payload := pg_catalog.format(v_all.event, pg_catalog.to_json(TG_ARGV[0]), pg_catalog.to_json(TG_ARGV[1]));
+        IF v_all.vt OPERATOR(pg_catalog.=) v_all.last_vt AND pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) 7800 THEN
+            PERFORM pg_catalog.pg_notify(TG_ARGV[2], v_payload), pg_catalog.pg_notify('pgmq_message_ready', v_payload);
         ELSIF v_all.vt OPERATOR(pg_catalog.=) v_all.last_vt THEN
             v_ready_at := pg_catalog.to_char(v_all.vt AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
             v_enqueued_at := pg_catalog.to_char(v_all.enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
